@@ -1,0 +1,16 @@
+// Build-time knobs. Each may be defined before including zkrecipes.
+#pragma once
+
+/// Largest payload accepted for a znode, in bytes. ZooKeeper's default
+/// jute.maxbuffer is 1 MiB - 1 for the whole packet (data, path, ACLs and
+/// headers); larger packets make the server drop the connection, which the
+/// client would see as an endless connection loss. We keep 4 KiB of headroom.
+#ifndef ZKRECIPES_MAX_PAYLOAD
+#define ZKRECIPES_MAX_PAYLOAD (1024 * 1024 - 4096)
+#endif
+
+/// Longest path accepted, in bytes (a guard against runaway joins; the
+/// server has no fixed limit below the packet size).
+#ifndef ZKRECIPES_MAX_PATH
+#define ZKRECIPES_MAX_PATH 4096
+#endif

@@ -1,0 +1,10 @@
+// zkrecipes: every public header.
+#pragma once
+
+#include "zkrecipes/codec.hpp"
+#include "zkrecipes/error.hpp"
+#include "zkrecipes/multi.hpp"
+#include "zkrecipes/node.hpp"
+#include "zkrecipes/path.hpp"
+#include "zkrecipes/retry.hpp"
+#include "zkrecipes/session.hpp"
