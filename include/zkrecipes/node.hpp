@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace zkrecipes {
@@ -79,12 +80,25 @@ inline acl_list read_acl_unsafe() { return {{perms::read, "world", "anyone"}}; }
 /// The session must have called add_auth first, or the create fails with invalid_acl.
 inline acl_list creator_all_acl() { return {{perms::all, "auth", ""}}; }
 
-/// Options of a create.
+/// Options of a create: `{create_mode::ephemeral}`, `{mode, acl}`, `{mode, {}, ttl}`.
 struct create_options {
+  create_options() = default;
+  create_options(create_mode m, std::optional<acl_list> a = std::nullopt, // NOLINT: implicit
+                 std::chrono::milliseconds t = std::chrono::milliseconds(0))
+      : mode(m), acl(std::move(a)), ttl(t) {}
+
   create_mode mode = create_mode::persistent;
   std::optional<acl_list> acl;        ///< unset: the session's default ACL
   std::chrono::milliseconds ttl{0};   ///< only for the *_with_ttl modes; must be > 0 there
 };
+
+// GCC 12 reports a false "may be used uninitialized" for these structs when
+// a result<> holding an error is moved (it cannot see which union member is
+// live); the diagnostic is attributed to the member declarations here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 /// A node's data and stat, as read by get.
 struct node {
@@ -103,6 +117,10 @@ struct children_list {
   std::vector<std::string> names;
   zkrecipes::stat stat;
 };
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 /// What fired a watch. The event says only that something changed: read again.
 enum class event_type { created, deleted, changed, child };

@@ -68,6 +68,7 @@ inline result<void> validate_path(std::string_view path, const char* operation =
 
 /// Checks one node name (no '/').
 inline result<void> validate_name(std::string_view name, const char* operation = "validate") {
+  if (name.empty()) return make_error(errc::invalid_path, operation, "(node name is empty)");
   if (name.find('/') != std::string_view::npos)
     return make_error(errc::invalid_path, operation,
                       std::string(name) + " (node name must not contain '/')");

@@ -121,6 +121,7 @@ using listener_id = std::uint64_t;
 
 namespace detail {
 struct session_core;
+struct session_access;
 }
 
 /// Completion handler for a `result<T>`.
@@ -318,6 +319,7 @@ public:
   result<void> remove_recursive(std::string_view path);
 
 private:
+  friend struct detail::session_access;
   explicit session(std::shared_ptr<detail::session_core> core, bool borrowed = false)
       : core_(std::move(core)), borrowed_(borrowed) {}
   void release() noexcept;

@@ -6,5 +6,6 @@
 #include "zkrecipes/multi.hpp"
 #include "zkrecipes/node.hpp"
 #include "zkrecipes/path.hpp"
+#include "zkrecipes/protected_create.hpp"
 #include "zkrecipes/retry.hpp"
 #include "zkrecipes/session.hpp"

@@ -126,7 +126,7 @@ inline std::string tail_of_file(const std::filesystem::path& path, std::size_t m
 
 /// Whether `name` is an executable regular file.
 inline bool is_executable(const std::filesystem::path& name) {
-  struct stat st {};
+  struct ::stat st {};
   return ::stat(name.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(name.c_str(), X_OK) == 0;
 }
 

@@ -193,7 +193,10 @@ public:
     std::filesystem::create_directories(dir / "data", ec);
     if (ec) return harness_error("start server", "create " + (dir / "data").string(), ec);
     BOOST_OUTCOME_TRYV(write_file(dir / "zoo.cfg", config_text));
-    if (myid != 0) BOOST_OUTCOME_TRYV(write_file(dir / "data" / "myid", std::to_string(myid) + "\n"));
+    if (myid != 0) {
+      // TRYV expands to several statements: it needs the braces.
+      BOOST_OUTCOME_TRYV(write_file(dir / "data" / "myid", std::to_string(myid) + "\n"));
+    }
     zk_instance z;
     z.dir_ = dir;
     z.port_ = client_port;
