@@ -14,9 +14,9 @@
 #include <condition_variable>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -233,8 +233,21 @@ TEST_CASE("extended_types lets a client create TTL nodes") {
 }
 
 TEST_CASE("stop then restart keeps the data and the port") {
-  auto s = zt::server::start().value();
+  zt::server_options o;
+  o.extra_config = {{"maxSessionTimeout", "30000"}, {"globalOutstandingLimit", "500"}};
+  auto s = zt::server::start(o).value();
   const auto port = s.port();
+  const auto conf = s.four_letter("conf");
+  REQUIRE(conf);
+  CHECK(conf.value().find("maxSessionTimeout=30000") != std::string::npos);
+  {
+    std::ifstream cfg(s.directory() / "zoo.cfg");
+    int lines = 0;
+    for (std::string line; std::getline(cfg, line);)
+      lines += line.rfind("maxSessionTimeout=", 0) == 0;
+    CHECK(lines == 1); // an extra_config key replaces the harness's line
+  }
+
   {
     zk_client c(s.connect_string());
     REQUIRE(c.wait_connected());
@@ -366,6 +379,16 @@ TEST_CASE("a proxy forwards a client's traffic both ways") {
     CHECK(get_sync(c, "/through-proxy") == std::make_pair(int(ZOK), std::string("hello")));
     CHECK(p.bytes_to_server() > 0);
     CHECK(p.bytes_to_client() > 0);
+
+    // Larger than the socket buffers: partial reads and writes both ways.
+    std::string big(600 * 1024, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i * 7 % 26);
+    REQUIRE(create_sync(c, "/through-proxy-big", big) == ZOK);
+    const auto got = get_sync(c, "/through-proxy-big");
+    CHECK(got.first == ZOK);
+    CHECK(got.second == big);
+    CHECK(p.bytes_to_server() > big.size());
+    CHECK(p.bytes_to_client() > big.size());
   }
   CHECK(eventually([&] { return p.connections() == 0; }));
 }
@@ -408,6 +431,24 @@ TEST_CASE("stall_replies lets a write reach the server while its reply waits") {
   CHECK(o->rc == ZOK);
 }
 
+TEST_CASE("stall_replies then cut: a write is applied but its client sees connection loss") {
+  auto& s = shared_server();
+  auto p = zt::tcp_proxy::start(s.port()).value();
+  zk_client c(p.connect_string());
+  zk_client direct(s.connect_string());
+  REQUIRE(c.wait_connected());
+  REQUIRE(direct.wait_connected());
+
+  p.stall_replies();
+  auto o = acreate(c, "/applied-reply-lost", "w");
+  REQUIRE(eventually([&] { return get_sync(direct, "/applied-reply-lost").first == ZOK; }, 5s));
+  p.cut();  // the held reply is dropped with the connection
+  p.pass(); // so that the client can reconnect
+  REQUIRE(o->wait(5s));
+  CHECK(o->rc == ZCONNECTIONLOSS);
+  CHECK(c.wait_connected(10s));
+}
+
 TEST_CASE("cut closes the connection: the client sees CONNECTING, then reconnects") {
   auto& s = shared_server();
   auto p = zt::tcp_proxy::start(s.port()).value();
@@ -448,7 +489,8 @@ TEST_CASE("the proxy only forwards to loopback") {
 
 TEST_CASE("expire_session expires the original handle's session") {
   auto& s = shared_server();
-  zk_client c(s.connect_string());
+  // A short session timeout bounds expire_session's rare slow path (see its doc).
+  zk_client c(s.connect_string(), 3000);
   REQUIRE(c.wait_connected());
   REQUIRE(create_sync(c, "/ephemeral-of-expired", "e", ZOO_EPHEMERAL) == ZOK);
   const clientid_t id = *zoo_client_id(c.handle());
@@ -456,7 +498,7 @@ TEST_CASE("expire_session expires the original handle's session") {
   const auto r =
       zt::expire_session(s.connect_string(), id.client_id, std::string_view(id.passwd, 16));
   REQUIRE_MESSAGE(r, (r ? std::string() : r.error().message()));
-  CHECK(c.wait_state(ZOO_EXPIRED_SESSION_STATE, 10s));
+  CHECK(c.wait_state(ZOO_EXPIRED_SESSION_STATE, 5s));
 
   zk_client other(s.connect_string());
   REQUIRE(other.wait_connected());

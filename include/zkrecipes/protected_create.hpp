@@ -23,6 +23,7 @@
 #include "zkrecipes/path.hpp"
 #include "zkrecipes/session.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -125,6 +126,10 @@ struct protected_create_op : std::enable_shared_from_this<protected_create_op> {
       std::vector<std::string> mine;
       for (auto& n : r.value().names)
         if (auto pid = protected_id_of(n); pid && *pid == self->id) mine.push_back(join(self->parent, n));
+      // Oldest first, so the outcome does not depend on the server's listing order.
+      std::sort(mine.begin(), mine.end(), [](const std::string& a, const std::string& b) {
+        return sequence_of(a).value_or(0) < sequence_of(b).value_or(0);
+      });
       self->check_owners(std::move(mine), 0, cause);
     });
   }

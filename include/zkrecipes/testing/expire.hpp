@@ -5,17 +5,20 @@
 #include <zkrecipes/detail/socket.hpp>
 #include <zkrecipes/error.hpp>
 
+#include <zookeeper/zookeeper.h>
+
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
-
-#include <poll.h>
-#include <sys/socket.h>
 
 namespace zkrecipes::detail {
 
@@ -48,180 +51,145 @@ inline std::vector<std::uint16_t> loopback_ports(std::string_view connect_string
   return ports;
 }
 
-/// Appends a big-endian integer (jute's encoding).
-inline void put_be(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-/// Reads a big-endian integer at `pos` (no bounds check: callers check size).
-inline std::uint64_t get_be(const std::string& in, std::size_t pos, int bytes) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(in[pos + static_cast<std::size_t>(i)]);
-  return v;
-}
-
-/// Sends all of `data`, or fails at `deadline`.
-inline bool send_all(int fd, const std::string& data, std::chrono::steady_clock::time_point deadline) {
-  std::size_t sent = 0;
-  while (sent < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<std::size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, ms_until(deadline)) == 0) return false;
-      continue;
-    }
-    return false;
-  }
-  return true;
-}
-
-/// Reads one length-prefixed frame; false on EOF, error, oversize or timeout.
-inline bool read_frame(int fd, std::string& frame, std::string& pending,
-                       std::chrono::steady_clock::time_point deadline) {
-  for (;;) {
-    if (pending.size() >= 4) {
-      const auto len = get_be(pending, 0, 4);
-      if (len > (1u << 20)) return false;
-      if (pending.size() >= 4 + len) {
-        frame = pending.substr(4, len);
-        pending.erase(0, 4 + len);
-        return true;
-      }
-    }
-    char buf[4096];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n > 0) {
-      pending.append(buf, static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n == 0) return false;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, ms_until(deadline)) == 0) return false;
-  }
-}
-
-/// What one kill attempt against one server found.
-enum class kill_outcome {
-  closed,      ///< the session was live; the server confirmed closeSession
-  not_live,    ///< the server answered the connect with "expired"
-  unavailable, ///< no answer (refused, not serving, dropped): try another server
+/// The second handle's view of its own session.
+struct expire_watch {
+  std::mutex mu;
+  std::condition_variable cv;
+  int state = 0; // last ZOO_*_STATE seen, 0 until the first event
 };
 
-/// Connects to 127.0.0.1:`port` as session `id` and, in the same write,
-/// sends closeSession, so the server applies the close right after the
-/// reconnect, before the session's own client can reconnect in between.
-inline kill_outcome kill_session_on(std::uint16_t port, std::int64_t id, std::string_view password,
-                                    std::chrono::steady_clock::time_point deadline) {
-  auto c = connect_tcp(loopback_addr(), port, deadline);
-  if (!c) return kill_outcome::unavailable;
-  const unique_fd fd = std::move(c).value();
-
-  std::string connect; // ConnectRequest
-  put_be(connect, 0, 4);                                       // protocolVersion
-  put_be(connect, 0, 8);                                       // lastZxidSeen
-  put_be(connect, 30000, 4);                                   // timeOut (ms)
-  put_be(connect, static_cast<std::uint64_t>(id), 8);          // sessionId
-  put_be(connect, password.size(), 4);                         // passwd length
-  connect.append(password);                                    // passwd
-  connect.push_back('\0');                                     // readOnly = false
-  std::string close;                                           // RequestHeader
-  constexpr std::uint32_t close_xid = 1;
-  put_be(close, close_xid, 4);                                 // xid
-  put_be(close, static_cast<std::uint32_t>(-11), 4);           // type = closeSession
-  std::string wire;
-  put_be(wire, connect.size(), 4);
-  wire += connect;
-  put_be(wire, close.size(), 4);
-  wire += close;
-  if (!send_all(fd.get(), wire, deadline)) return kill_outcome::unavailable;
-
-  std::string pending, frame;
-  // ConnectResponse: protocolVersion, timeOut, sessionId, passwd, [readOnly].
-  if (!read_frame(fd.get(), frame, pending, deadline) || frame.size() < 16)
-    return kill_outcome::unavailable;
-  const auto negotiated = static_cast<std::int32_t>(get_be(frame, 4, 4));
-  if (negotiated <= 0) return kill_outcome::not_live;
-  // ReplyHeader: xid, zxid, err. Skip anything else (notifications use xid -1).
-  while (read_frame(fd.get(), frame, pending, deadline)) {
-    if (frame.size() < 16) continue;
-    if (static_cast<std::uint32_t>(get_be(frame, 0, 4)) != close_xid) continue;
-    return static_cast<std::int32_t>(get_be(frame, 12, 4)) == 0 ? kill_outcome::closed
-                                                                 : kill_outcome::unavailable;
+inline void expire_watcher(zhandle_t*, int type, int state, const char*, void* ctx) {
+  if (type != ZOO_SESSION_EVENT || ctx == nullptr) return;
+  auto* w = static_cast<expire_watch*>(ctx);
+  {
+    std::lock_guard<std::mutex> lk(w->mu);
+    w->state = state;
   }
-  return kill_outcome::unavailable;
+  w->cv.notify_all();
+}
+
+/// Drops the second handle's log lines: its connects and "session expired"
+/// messages are the harness at work, not news for the test's reader.
+inline void expire_quiet_log(const char*) {}
+
+/// Opens a C handle as session `id`, waits (until `deadline`) for it to
+/// connect or be told the session expired, then closes it; closing a
+/// connected handle sends closeSession. Returns the last ZOO_*_STATE seen
+/// (0 when none), or -1 when no handle could be made.
+inline int take_over_and_close(const std::string& hosts, const clientid_t& id,
+                               std::chrono::steady_clock::time_point deadline) {
+  expire_watch w;
+  zhandle_t* zh = zookeeper_init2(hosts.c_str(), expire_watcher, 30000, &id, &w, 0,
+                                  expire_quiet_log);
+  if (zh == nullptr) return -1;
+  int state = 0;
+  {
+    std::unique_lock<std::mutex> lk(w.mu);
+    w.cv.wait_until(lk, deadline, [&] {
+      return w.state == ZOO_CONNECTED_STATE || w.state == ZOO_EXPIRED_SESSION_STATE ||
+             w.state == ZOO_AUTH_FAILED_STATE;
+    });
+    state = w.state;
+  }
+  // zookeeper_close joins the handle's threads: `w` is not used after it.
+  zookeeper_close(zh);
+  return state;
+}
+
+/// Whether a server at `ports` still lists a connection of session
+/// `sid_hex` ("0x...") in its `cons` output (false when cons is unavailable).
+inline bool session_has_connection(const std::vector<std::uint16_t>& ports,
+                                   const std::string& sid_hex) {
+  const std::string key = "sid=" + sid_hex;
+  for (auto port : ports) {
+    auto r = four_letter(port, "cons", std::chrono::milliseconds(1000));
+    if (!r) continue;
+    const std::string& text = r.value();
+    for (auto pos = text.find(key); pos != std::string::npos; pos = text.find(key, pos + 1)) {
+      const auto end = pos + key.size();
+      const char next = end < text.size() ? text[end] : ',';
+      if (!((next >= '0' && next <= '9') || (next >= 'a' && next <= 'f'))) return true;
+    }
+  }
+  return false;
 }
 
 } // namespace zkrecipes::detail
 
 namespace zkrecipes::testing {
 
-/// Expires a live session at once, as Curator's KillSession does: connects
-/// to the server with the same session id and 16-byte password, which takes
-/// the session over, and closes it, which ends it on the server.
+/// Expires a live session the way Curator's KillSession does: opens a second
+/// C handle with the same session id and 16-byte password, waits until it is
+/// connected (the server hands it the session and drops the original
+/// connection), and closes it, which ends the session on the server.
 ///
-/// The session's own client loses its connection (the server hands the
-/// session to the new one), reconnects, and is told the session expired: its
+/// The session's own client reconnects and is told the session expired: its
 /// watcher gets ZOO_EXPIRED_SESSION_STATE, and its ephemeral nodes are gone.
-/// The call then connects once more with the same credentials to confirm
-/// that the server answers "expired" (and closes the session again should
-/// the client have won it back meanwhile).
+/// To be sure, the call opens handles with the same credentials until the
+/// server answers "expired" (closing any that still connects: the original
+/// client may have won the session back before the close).
 ///
-/// The connection speaks ZooKeeper's wire protocol itself rather than
-/// through a second C handle, so that it can send the reconnect and the
-/// closeSession in one write: with a C handle the client, reconnecting in
-/// the gap between the two, is sometimes left on a connection to a session
-/// that no longer exists, and hears "expired" only after 2/3 of its session
-/// timeout.
-/// \param connect_string the servers (only loopback ones are used:
-/// "127.0.0.1:PORT,..."; a chroot suffix is ignored)
+/// Then it waits until no server in `connect_string` lists a connection of
+/// the session (`cons`). This covers a ZooKeeper race: when the original
+/// client reconnects while the server processes the takeover, the server
+/// can keep the client's new connection open after the session is gone, and
+/// the client hears "expired" only after 2/3 of its session timeout, when
+/// its pings go unanswered. Usually the call returns within tens of
+/// milliseconds; in that race (a few percent of calls) it returns when the
+/// client has been dropped, so keep session timeouts short in tests.
+/// \param connect_string where the session lives ("127.0.0.1:PORT", or an
+/// ensemble's list); the `cons` check uses its loopback servers only
 /// \param session_id from zoo_client_id(zh)->client_id
 /// \param password the 16 bytes of zoo_client_id(zh)->passwd
 /// \param timeout bound on the whole call
 /// \returns errc::harness_failed when the password is not 16 bytes, the
-/// connect string names no loopback server, the session is not live (already
-/// expired or closed, or a wrong password), or no server answers in time.
+/// session is not live (already expired or closed, or a wrong password), no
+/// handle can be made, or the expiry is not confirmed within `timeout`.
+/// \note Blocks the calling thread; do not call it from a ZooKeeper
+/// completion or watcher thread.
 inline result<void> expire_session(std::string_view connect_string, std::int64_t session_id,
                                    std::string_view password,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  const std::string what = "session " + detail::session_hex(session_id);
-  if (password.size() != 16)
+  const std::string sid = detail::session_hex(session_id);
+  const std::string what = "session " + sid;
+  clientid_t id{};
+  if (password.size() != sizeof id.passwd)
     return detail::harness_error("expire session", what + ": password must be 16 bytes, got " +
                                                        std::to_string(password.size()));
-  const auto ports = detail::loopback_ports(connect_string);
-  if (ports.empty())
-    return detail::harness_error("expire session", what + ": no loopback server in '" +
-                                                       std::string(connect_string) + "'");
+  id.client_id = session_id;
+  std::memcpy(id.passwd, password.data(), sizeof id.passwd);
+  const std::string hosts(connect_string);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool closed_once = false;
-  for (;;) {
-    bool answered = false;
-    for (auto port : ports) {
-      const auto found = detail::kill_session_on(port, session_id, password, deadline);
-      if (found == detail::kill_outcome::unavailable) continue;
-      answered = true;
-      if (found == detail::kill_outcome::not_live) {
-        if (closed_once) return outcome::success();
-        return detail::harness_error(
-            "expire session", what + " on " + detail::loopback_endpoint(port) +
-                                  ": not live (already expired or closed, or wrong password)");
-      }
-      closed_once = true; // closed: the next round confirms
-      break;
+  const auto late = [&](const char* stage) {
+    return detail::harness_error("expire session", what + " on " + hosts + ": " + stage +
+                                                       " within " +
+                                                       std::to_string(timeout.count()) + " ms");
+  };
+
+  for (int round = 0;; ++round) {
+    const int state = detail::take_over_and_close(hosts, id, deadline);
+    if (state == -1)
+      return detail::harness_error("expire session", what + ": zookeeper_init(" + hosts + ")",
+                                   std::error_code(errno, std::generic_category()));
+    if (state == ZOO_EXPIRED_SESSION_STATE) {
+      if (round > 0) break;
+      return detail::harness_error(
+          "expire session",
+          what + " on " + hosts + ": not live (already expired or closed, or wrong password)");
     }
+    if (state == ZOO_AUTH_FAILED_STATE)
+      return detail::harness_error("expire session", what + " on " + hosts + ": auth failed");
+    if (state != ZOO_CONNECTED_STATE) return late(round == 0 ? "not connected" : "not confirmed expired");
+    // Connected and closed: the next round confirms.
+  }
+
+  const auto ports = detail::loopback_ports(connect_string);
+  for (;;) {
+    if (!detail::session_has_connection(ports, sid)) return outcome::success();
     if (std::chrono::steady_clock::now() >= deadline)
-      return detail::harness_error("expire session",
-                                   what + " on " + std::string(connect_string) + ": " +
-                                       (closed_once ? "closed, but not confirmed expired"
-                                                    : "no server answered") +
-                                       " within " + std::to_string(timeout.count()) + " ms");
-    if (!answered) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return late("expired, but a server still holds a connection of it (its client will hear "
+                  "\"expired\" after 2/3 of its session timeout), not dropped");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 

@@ -141,13 +141,14 @@ inline result<jvm_command> resolve_jvm(const testing::server_options& options) {
 inline std::string render_config(std::vector<std::pair<std::string, std::string>> base,
                                  const std::vector<std::pair<std::string, std::string>>& extra,
                                  const std::vector<std::string>& fixed) {
-  for (const auto& [k, v] : extra) {
-    if (std::find(fixed.begin(), fixed.end(), k) != fixed.end()) continue;
-    auto it = std::find_if(base.begin(), base.end(), [&](const auto& kv) { return kv.first == k; });
+  for (const auto& kv : extra) {
+    if (std::find(fixed.begin(), fixed.end(), kv.first) != fixed.end()) continue;
+    auto it = std::find_if(base.begin(), base.end(),
+                           [&](const auto& b) { return b.first == kv.first; });
     if (it != base.end())
-      it->second = v;
+      it->second = kv.second;
     else
-      base.emplace_back(k, v);
+      base.push_back(kv);
   }
   std::string text = "# written by zkrecipes::testing\n";
   for (const auto& [k, v] : base) text += k + "=" + v + "\n";
