@@ -34,6 +34,23 @@ struct lost_create_reply {
   }
 };
 
+/// Loses the replies of the first `creates` creates and `exists_` exists calls.
+struct lost_replies {
+  static inline std::atomic<int> creates{0}, exists{0};
+  lost_replies(int c, int e) {
+    creates = c;
+    exists = e;
+    detail::zk_api::set_completion_hook(&hook);
+  }
+  ~lost_replies() { detail::zk_api::set_completion_hook(nullptr); }
+  static int hook(const char* op, const char*, int rc) {
+    std::string_view o(op);
+    if (o == "create" && creates > 0) return --creates, ZCONNECTIONLOSS;
+    if (o == "exists" && exists > 0) return --exists, ZCONNECTIONLOSS;
+    return rc;
+  }
+};
+
 } // namespace
 
 TEST_SUITE("protected create") {
@@ -79,6 +96,23 @@ TEST_SUITE("protected create") {
     }
     CHECK(names_with_id(s, root, o.id).size() == 1);
     CHECK(s.children(root).value().names.size() == 1);
+  }
+
+  TEST_CASE("a look-up that fails too is repeated, never followed by a second create") {
+    auto s = connect_shared();
+    auto root = unique_root("pc-lost-lookup");
+    REQUIRE(s.create(root));
+    protected_options o;
+    o.id = make_protected_id();
+    {
+      // The create applies but its reply is lost; then the owner check's
+      // exists loses more replies than the session's own retries cover.
+      lost_replies fault(1, s.options().retry.max_retries + 1);
+      auto r = protected_create(s, root, "n-", "", o);
+      REQUIRE_MESSAGE(r, (r ? "" : r.error().message()));
+      CHECK(lost_replies::exists == 0);
+    }
+    CHECK(names_with_id(s, root, o.id).size() == 1);
   }
 
   TEST_CASE("a reply lost in a cut connection leaves exactly one node") {

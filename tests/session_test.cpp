@@ -300,7 +300,40 @@ TEST_SUITE("session") {
     CHECK(a.ensure_path(deep));
     CHECK(a.ensure_path("/"));
     CHECK(a.ensure_path(root + "/c", create_mode::container));
+    b.async_ensure_path(root + "/c2", create_mode::container, [&](result<void> r) { done.push(std::move(r)); });
+    auto c2 = done.pop();
+    REQUIRE(c2);
+    CHECK(c2->has_value());
     CHECK(a.ensure_path(root + "/e", create_mode::ephemeral).error() == errc::invalid_argument);
+  }
+
+  TEST_CASE("ensure_path succeeds on an existing path under a parent that refuses CREATE") {
+    auto root = unique_root("ensure-acl");
+    auto owner = connect_shared();
+    REQUIRE(owner.add_auth("digest", "owner:pw"));
+    acl_list read_only_for_others{{perms::read, "world", "anyone"}, {perms::all, "auth", ""}};
+    REQUIRE(owner.create(root, "", {create_mode::persistent, read_only_for_others}));
+    REQUIRE(owner.create(root + "/child"));
+    auto guest = connect_shared();
+    CHECK(guest.create(root + "/other").error() == zk_errc::no_auth);
+    auto r = guest.ensure_path(root + "/child");
+    CHECK_MESSAGE(r.has_value(), (r ? "" : r.error().message()));
+    CHECK(guest.ensure_path(root + "/missing").error() == zk_errc::no_auth);
+  }
+
+  TEST_CASE("a throwing listener does not keep the others from hearing the event") {
+    auto s = connect_shared();
+    mailbox<session_state> heard;
+    mailbox<std::string> logged;
+    set_client_log(log_level::quiet, [&](std::string_view l) { logged.push(std::string(l)); });
+    s.add_listener([](const session_event&) { throw std::runtime_error("listener boom"); });
+    s.add_listener([&](const session_event& e) { heard.push(e.state); });
+    REQUIRE(s.close());
+    CHECK(heard.pop() == session_state::closed);
+    auto l = logged.pop();
+    set_client_log(log_level::quiet);
+    REQUIRE(l);
+    CHECK(l->find("listener boom") != std::string::npos);
   }
 
   TEST_CASE("remove_recursive removes a whole tree and accepts a missing one") {

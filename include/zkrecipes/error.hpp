@@ -71,7 +71,7 @@ enum class zk_errc : int {
 enum class errc : int {
   invalid_path = 1,      ///< a path or node name breaks ZooKeeper's rules
   invalid_argument,      ///< another argument is out of range
-  payload_too_large,     ///< data over the 1 MB znode limit
+  payload_too_large,     ///< data over ZKRECIPES_MAX_PAYLOAD (1 MiB - 4 KiB)
   timed_out,             ///< a bounded wait ran out
   closed,                ///< the session or recipe was closed
   lock_lost,             ///< a held lock or lease was lost (session expired)
@@ -307,7 +307,7 @@ inline bool is_connection_loss(const std::error_code& c) noexcept {
 }
 inline bool is_connection_loss(const error& e) noexcept { return is_connection_loss(e.code()); }
 
-/// True when the session behind the call is gone (expired or closing).
+/// True when the ZooKeeper session behind the call expired.
 inline bool is_session_expired(const std::error_code& c) noexcept {
   return c == make_error_code(zk_errc::session_expired);
 }

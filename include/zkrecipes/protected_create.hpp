@@ -24,6 +24,7 @@
 #include "zkrecipes/session.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -39,10 +40,13 @@ namespace zkrecipes {
 struct protected_options {
   create_mode mode = create_mode::ephemeral_sequential;
   std::optional<acl_list> acl;
-  /// Creates tried in all (each after a connection loss found no node of ours).
+  std::chrono::milliseconds ttl{0}; ///< for the *_with_ttl modes only
+  /// Bound on creates, and separately on look-ups after an ambiguous error
+  /// (each look-up is one children listing plus one exists per candidate).
   int max_attempts = 5;
   /// The 32-hex-digit id to mark the node with; empty for a fresh random one.
-  /// Set it only to resume a create of your own (tests use it to stage races).
+  /// Tests set it to stage a node of another session carrying the same id.
+  /// Reusing the id of a node you still own creates a second node.
   std::string id;
 };
 
@@ -93,20 +97,23 @@ inline std::string_view strip_protected(std::string_view node_name) noexcept {
 
 namespace detail {
 
+inline std::mt19937_64& backoff_rng() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
 struct protected_create_op : std::enable_shared_from_this<protected_create_op> {
   std::shared_ptr<session> s;
   std::string parent, id, full, data;
   protected_options opts;
-  int attempts = 0;
+  int creates = 0, lookups = 0;
   unique_function<void(result<created_node>)> done;
 
-  static bool ambiguous(const error& e) {
-    return is_retryable(e) || is_session_expired(e);
-  }
+  static bool ambiguous(const error& e) { return is_retryable(e) || is_session_expired(e); }
 
   void create() {
-    ++attempts;
-    s->async_create(full, data, create_options{opts.mode, opts.acl, {}},
+    ++creates;
+    s->async_create(full, data, create_options{opts.mode, opts.acl, opts.ttl},
                     [self = shared_from_this()](result<created_node> r) {
                       if (r || !ambiguous(r.error())) return self->done(std::move(r));
                       self->find(r.error());
@@ -114,15 +121,12 @@ struct protected_create_op : std::enable_shared_from_this<protected_create_op> {
   }
 
   // The create's reply was lost (or its session ended): look for our node.
+  // A look-up that itself fails ambiguously is repeated, never followed by
+  // a create: creating while our node may exist is what makes orphans.
   void find(error cause) {
+    ++lookups;
     s->async_children(parent, [self = shared_from_this(), cause](result<children_list> r) {
-      if (!r) {
-        if (ambiguous(r.error()) && self->attempts < self->opts.max_attempts) {
-          ++self->attempts;
-          return self->retry_later([self, cause] { self->find(cause); });
-        }
-        return self->done(result<created_node>(r.error()));
-      }
+      if (!r) return self->lookup_failed(r.error(), cause);
       std::vector<std::string> mine;
       for (auto& n : r.value().names)
         if (auto pid = protected_id_of(n); pid && *pid == self->id) mine.push_back(join(self->parent, n));
@@ -141,25 +145,28 @@ struct protected_create_op : std::enable_shared_from_this<protected_create_op> {
     std::string path = paths[i];
     s->async_exists(path, [self = shared_from_this(), paths = std::move(paths), i, cause,
                            path](result<std::optional<stat>> r) mutable {
-      if (r && r.value()) {
+      if (!r) return self->lookup_failed(r.error(), cause);
+      if (r.value()) {
         const stat& st = *r.value();
         if (!is_ephemeral(self->opts.mode) || st.ephemeral_owner == self->s->session_id())
           return self->done(created_node{path, st});
       }
-      if (!r && !ambiguous(r.error())) return self->done(result<created_node>(r.error()));
       self->check_owners(std::move(paths), i + 1, cause);
     });
   }
 
-  void again(error cause) {
-    if (attempts >= opts.max_attempts) return done(result<created_node>(cause));
-    retry_later([self = shared_from_this()] { self->create(); });
+  void lookup_failed(const error& e, error cause) {
+    if (!ambiguous(e) || lookups >= opts.max_attempts) return done(result<created_node>(e));
+    retry_later(lookups, [self = shared_from_this(), cause] { self->find(cause); });
   }
 
-  template <class F> void retry_later(F f) {
-    std::mt19937_64 rng(std::random_device{}());
-    auto delay = s->options().retry.delay(attempts - 1, rng);
-    s->post_after(delay, std::move(f));
+  void again(error cause) {
+    if (creates >= opts.max_attempts) return done(result<created_node>(cause));
+    retry_later(creates, [self = shared_from_this()] { self->create(); });
+  }
+
+  template <class F> void retry_later(int attempt, F f) {
+    s->post_after(s->options().retry.delay(attempt - 1, backoff_rng()), std::move(f));
   }
 };
 
@@ -169,10 +176,9 @@ struct protected_create_op : std::enable_shared_from_this<protected_create_op> {
 /// the node after a connection loss rather than creating a second one.
 ///
 /// Handler: `void(result<created_node>)`, with the handler contract of the
-/// session. Errors: those of create (no_node if the parent is missing), and
-/// the last connection loss if every attempt failed.
-/// \note The session must outlive the operation's handler call only in the
-///       sense that closing it completes the handler with errc::closed.
+/// session. Errors: those of create (no_node if the parent is missing); the
+/// last connection loss if max_attempts creates or look-ups all failed.
+/// \note Closing the session completes the handler with errc::closed.
 template <class Handler>
   requires handler_for<Handler, created_node>
 void async_protected_create(session& s, std::string_view parent, std::string_view name,
@@ -197,13 +203,13 @@ void async_protected_create(session& s, std::string_view parent, std::string_vie
   op->create();
 }
 
-/// Blocking form of async_protected_create, bounded by the session's operation timeout
-/// (each attempt is; the whole is bounded by max_attempts).
+/// Blocking form of async_protected_create. Each step is bounded by the
+/// session's operation timeout, the whole by max_attempts creates and look-ups.
 inline result<created_node> protected_create(session& s, std::string_view parent, std::string_view name,
                                              std::string_view data = {}, protected_options opts = {}) {
   if (s.on_dispatcher_thread())
     return make_error(errc::would_deadlock, "protected_create", std::string(parent));
-  auto bound = s.options().operation_timeout * (opts.max_attempts < 1 ? 1 : opts.max_attempts);
+  auto bound = s.options().operation_timeout * (2 * (opts.max_attempts < 1 ? 1 : opts.max_attempts) + 1);
   auto p = std::make_shared<std::promise<result<created_node>>>();
   auto f = p->get_future();
   async_protected_create(s, parent, name, data, std::move(opts),

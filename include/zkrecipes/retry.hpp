@@ -9,14 +9,15 @@
 namespace zkrecipes {
 
 /// How an idempotent operation is retried after a transient error
-/// (connection loss, operation timeout, throttling).
+/// (connection loss, operation timeout, session moved, throttling).
 ///
 /// The delay before retry n (0-based) is drawn uniformly from
 /// [d/2, d] with d = min(max_delay, base_delay * 2^n) ("equal jitter"), so
 /// clients that failed together do not retry together.
-/// \note Only reads, sync and remove are retried by the session; creates and
-///       sets are not, since after a connection loss they may have applied
-///       (use the protected create for creates).
+/// \note The session retries reads, sync, remove, ensure_path and
+///       remove_recursive; creates, sets and multis are not retried, since
+///       after a connection loss they may have applied (use the protected
+///       create for creates).
 struct retry_policy {
   int max_retries = 3;
   std::chrono::milliseconds base_delay{50};

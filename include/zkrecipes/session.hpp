@@ -13,9 +13,10 @@
 //                whatever it holds (locks, leadership) is in doubt
 //   reconnected  the same session is back; watches were re-registered
 //   lost         the session expired (told by the server, or suspended for
-//                longer than the session timeout): its ephemeral nodes and
-//                watches are gone. A new session is opened by itself.
+//                longer than the negotiated session timeout): its ephemeral
+//                nodes and watches are gone. A new session is opened by itself.
 //   closed       close() was called (or the session was destroyed)
+//   auth_failed  the server refused the credentials; the session stays dead
 //
 // The handler contract of every async_* function: the handler is called
 // exactly once; never from inside the initiating function; on the dispatcher
@@ -156,7 +157,8 @@ public:
   session_state state() const;
   /// True while connected or reconnected.
   bool connected() const;
-  /// The current ZooKeeper session's id (0 before the first connect).
+  /// The current ZooKeeper session's id (0 before the first connect; after
+  /// `lost`, still the old id until the next `connected`).
   std::int64_t session_id() const;
   /// Id and password of the current ZooKeeper session (for testing::expire_session).
   client_id id() const;
@@ -164,8 +166,11 @@ public:
   std::chrono::milliseconds negotiated_timeout() const;
   const session_options& options() const;
 
-  /// Adds a state listener, called on the dispatcher thread for every
-  /// later state change, in order.
+  /// Adds a state listener, called on the dispatcher thread for every state
+  /// change delivered after this call, in order.
+  /// \note Events are delivered through the dispatcher, so a listener added
+  ///       right after connect() may still hear that first `connected`. A
+  ///       listener that throws is reported to the log sink; the others still run.
   listener_id add_listener(std::function<void(const session_event&)> listener);
   void remove_listener(listener_id id);
 
@@ -177,6 +182,8 @@ public:
   /// Runs `task` on the dispatcher thread, after everything queued before it.
   void post(detail::unique_function<void()> task);
   /// Runs `task` on the dispatcher thread after `delay`; returns an id for cancel_timer.
+  /// \note When the session is destroyed, timers still pending run at once
+  ///       (so that whatever waits on them completes); check for `closed`.
   std::uint64_t post_after(std::chrono::milliseconds delay, detail::unique_function<void()> task);
   /// False if the timer already ran or was cancelled.
   bool cancel_timer(std::uint64_t id);
@@ -229,6 +236,8 @@ public:
   /// Removes a node if the version matches. Handler: `void(result<void>)`.
   /// Errors: no_node, bad_version, not_empty. Retried after connection loss;
   /// a retry that finds the node gone reports success.
+  /// \note With any_version, a retry after a lost reply removes a node another
+  ///       client re-created meanwhile; pass the version to rule that out.
   /// Watches fired: deleted on the path, child on the parent.
   template <class Handler>
     requires handler_for<Handler, void>
@@ -298,12 +307,17 @@ public:
 
   /// Creates every missing node of a path as persistent (or `mode`, which
   /// must be persistent or container), tolerating nodes that exist or are
-  /// created concurrently. The creates are pipelined: one round trip.
+  /// created concurrently. The creates are pipelined: one round trip (two
+  /// when the path exists under a parent that refuses us CREATE).
   /// Handler: `void(result<void>)`.
   template <class Handler>
     requires handler_for<Handler, void>
-  void async_ensure_path(std::string_view path, Handler&& h,
-                         create_mode mode = create_mode::persistent) {
+  void async_ensure_path(std::string_view path, Handler&& h) {
+    do_ensure_path(path, create_mode::persistent, std::forward<Handler>(h));
+  }
+  template <class Handler>
+    requires handler_for<Handler, void>
+  void async_ensure_path(std::string_view path, create_mode mode, Handler&& h) {
     do_ensure_path(path, mode, std::forward<Handler>(h));
   }
   result<void> ensure_path(std::string_view path, create_mode mode = create_mode::persistent);

@@ -9,8 +9,8 @@
 #define ZKRECIPES_MAX_PAYLOAD (1024 * 1024 - 4096)
 #endif
 
-/// Longest path accepted, in bytes (a guard against runaway joins; the
-/// server has no fixed limit below the packet size).
+/// Longest path accepted, in bytes. With ZKRECIPES_MAX_PAYLOAD it keeps one
+/// request (data, path, ACL, headers) inside the server's packet limit.
 #ifndef ZKRECIPES_MAX_PATH
-#define ZKRECIPES_MAX_PATH 4096
+#define ZKRECIPES_MAX_PATH 1024
 #endif

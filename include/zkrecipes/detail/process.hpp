@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -99,9 +100,11 @@ inline result<void> write_file(const std::filesystem::path& path, const std::str
   return outcome::success();
 }
 
-/// Reads the whole of `path`; empty when it cannot be read.
-inline std::string read_file(const std::filesystem::path& path) {
+/// Reads `path` from byte `offset` to its end; empty when it cannot be read.
+inline std::string read_file(const std::filesystem::path& path, std::uintmax_t offset = 0) {
   std::ifstream f(path, std::ios::binary);
+  if (!f) return {};
+  if (offset != 0) f.seekg(static_cast<std::streamoff>(offset));
   if (!f) return {};
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
@@ -110,7 +113,10 @@ inline std::string read_file(const std::filesystem::path& path) {
 /// messages that quote a log.
 inline std::string tail_of_file(const std::filesystem::path& path, std::size_t max_lines = 15,
                                 std::size_t max_chars = 3000) {
-  std::string text = read_file(path);
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  constexpr std::uintmax_t window = 64 * 1024; // enough for the last lines
+  std::string text = read_file(path, !ec && size > window ? size - window : 0);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   std::size_t start = text.size();
   for (std::size_t lines = 0; lines < max_lines && start > 0; ++lines) {

@@ -176,7 +176,8 @@ inline result<unique_fd> connect_tcp(in_addr addr, std::uint16_t port,
     const int r = ::poll(&p, 1, ms_until(deadline));
     if (r > 0) break;
     if (r == 0) return make_error(std::make_error_code(std::errc::timed_out), "connect");
-    if (errno != EINTR) return make_error(std::error_code(errno, std::generic_category()), "connect");
+    if (errno != EINTR)
+      return make_error(std::error_code(errno, std::generic_category()), "connect");
   }
   int err = 0;
   socklen_t len = sizeof err;

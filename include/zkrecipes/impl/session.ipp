@@ -54,6 +54,18 @@ inline void log_trampoline(const char* msg) {
     std::fprintf(stderr, "%s\n", msg);
 }
 
+/// An exception escaped a handler or listener: say so through the log sink
+/// (stderr when none is set), whatever the log level.
+inline void report_escaped(const char* what) {
+  std::string line = std::string("zkrecipes: exception escaped a callback: ") + what;
+  auto& c = log_config::get();
+  std::lock_guard lk(c.m);
+  if (c.sink)
+    c.sink(line);
+  else
+    std::fprintf(stderr, "%s\n", line.c_str());
+}
+
 inline void apply_log_level() noexcept {
   int lvl = log_config::get().level.load();
   // The C client ignores level 0; it logs errors at least, which our
@@ -158,9 +170,11 @@ struct watch_op final : op_base {
   void fail(error e) override { slot->deliver(result<watch_event>(std::move(e))); }
 };
 
-/// One C handle (one ZooKeeper session) and what it owes. The C client's
-/// pointers to our ops are only looked up here, never dereferenced first, so
-/// a late callback for an op we already failed is harmless.
+/// One C handle (one ZooKeeper session) and what it owes. The C client
+/// answers each completion exactly once, before zookeeper_close returns, so a
+/// completion may read its op's owner; a watch may fire after we failed it
+/// (expiry, a dropped read), so watch pointers are looked up here before any
+/// dereference and a late one is ignored.
 struct handle_ctx {
   std::weak_ptr<session_core> core;
   dispatcher* disp = nullptr;
@@ -366,9 +380,7 @@ void on_session_event(zhandle_t* zh, int type, int state, const char* path, void
 
 struct session_core : std::enable_shared_from_this<session_core> {
   explicit session_core(session_options o)
-      : opts(std::move(o)), disp([](const char* what) {
-          std::fprintf(stderr, "zkrecipes: exception escaped a callback: %s\n", what);
-        }) {
+      : opts(std::move(o)), auth(opts.auth), disp(&report_escaped) {
     if (opts.operation_timeout.count() <= 0)
       opts.operation_timeout = opts.session_timeout * 2 + std::chrono::seconds(5);
     std::random_device rd;
@@ -380,7 +392,8 @@ struct session_core : std::enable_shared_from_this<session_core> {
     disp.stop();
   }
 
-  session_options opts;
+  session_options opts;          // fixed after construction: readable without a lock
+  std::vector<auth_info> auth;   // opts.auth plus add_auth calls; guarded by hmx
   dispatcher disp;
 
   mutable std::shared_mutex hmx;
@@ -418,7 +431,7 @@ struct session_core : std::enable_shared_from_this<session_core> {
                         opts.connect_string + " (" + (e ? std::strerror(e) : "refused by the client") + ")");
     }
     h->zh = zh;
-    for (auto& a : opts.auth) {
+    for (auto& a : auth) {
       auto op = std::make_unique<void_op>();
       op->disp = &disp;
       op->name = "add_auth";
@@ -463,6 +476,9 @@ struct session_core : std::enable_shared_from_this<session_core> {
       st = s;
     }
     scv.notify_all();
+    // On the dispatcher, tell listeners now: `lost` then reaches them before
+    // the failures of the watches and calls the dead session owed.
+    if (disp.running_in_this_thread()) return emit({s, sid});
     disp.post([self = weak_from_this(), s, sid] {
       if (auto c = self.lock()) c->emit({s, sid});
     });
@@ -474,7 +490,15 @@ struct session_core : std::enable_shared_from_this<session_core> {
       std::lock_guard lk(lmx);
       for (auto& l : listeners) ls.push_back(l.second);
     }
-    for (auto& l : ls) (*l)(e);
+    for (auto& l : ls) {
+      try {
+        (*l)(e);
+      } catch (const std::exception& ex) {
+        report_escaped(ex.what());
+      } catch (...) {
+        report_escaped("unknown exception");
+      }
+    }
   }
 
   // Runs on the dispatcher thread.
@@ -729,8 +753,10 @@ inline result<session> session::connect(session_options options, std::chrono::mi
 inline void session::release() noexcept {
   if (!core_ || borrowed_) return;
   core_->shutdown();
-  // Deliver what close() failed (and fire pending retry timers, which then
-  // see `closed`) before returning, so no handler runs after the session is gone.
+  // Deliver what close() failed (and fire pending timers, so retries see
+  // `closed`) before returning, so no handler runs after the session is gone
+  // -- unless this runs on the dispatcher thread itself, which cannot wait
+  // for itself: then the rest is delivered after the current handler returns.
   core_->disp.stop();
 }
 
@@ -1057,12 +1083,14 @@ inline void session::do_multi(const multi_op& ops,
                                      make_error(errc::invalid_argument, "multi",
                                                 where + ": a TTL create inside a multi is not implemented by the C client"));
     }
-    total += e.data.size();
+    // The whole transaction travels as one packet: data, paths and a
+    // generous per-operation header allowance.
+    total += e.data.size() + e.path.size() + 64;
   }
   if (total > std::size_t(ZKRECIPES_MAX_PAYLOAD))
     return detail::post_error<T>(core_->disp, std::move(h),
                                  make_error(errc::payload_too_large, "multi",
-                                            std::to_string(total) + " bytes in all, limit " +
+                                            std::to_string(total) + " bytes in all (data, paths, headers), limit " +
                                                 std::to_string(ZKRECIPES_MAX_PAYLOAD)));
   auto op = std::make_unique<detail::multi_ctx>();
   op->name = "multi";
@@ -1135,8 +1163,9 @@ inline void session::do_add_auth(std::string_view scheme, std::string_view crede
     return detail::post_error<void>(core_->disp, std::move(h),
                                     make_error(errc::invalid_argument, "add_auth", "(empty scheme)"));
   {
+    // Kept for every later ZooKeeper session, like opts.auth.
     std::unique_lock lk(core_->hmx);
-    core_->opts.auth.push_back({std::string(scheme), std::string(credential)});
+    core_->auth.push_back({std::string(scheme), std::string(credential)});
   }
   auto op = std::make_unique<detail::void_op>();
   op->name = "add_auth";
@@ -1168,6 +1197,17 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
   std::vector<std::string> prefixes;
   for (std::size_t i = 1; i <= path.size(); ++i)
     if (i == path.size() || path[i] == '/') prefixes.emplace_back(path.substr(0, i));
+  // The server checks CREATE on the parent before existence, so an existing
+  // path under a parent we may not create in fails with no_auth: look.
+  auto self = detail::session_access::borrow(*this);
+  detail::unique_function<void(result<void>)> final =
+      [self, p = std::string(path), h = std::move(h)](result<void> r) mutable {
+        if (r || is_retryable(r.error()) || r.error() == errc::closed) return h(std::move(r));
+        self->async_exists(p, [h = std::move(h), r = std::move(r)](result<std::optional<zkrecipes::stat>> e) mutable {
+          if (e && e.value()) return h(outcome::success());
+          h(std::move(r));
+        });
+      };
   std::weak_ptr<detail::session_core> weak = core_;
   core_->with_retry<void>(
       [weak, prefixes, mode](detail::unique_function<void(result<void>)> done) {
@@ -1188,10 +1228,8 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
           op->handler = [st, last](result<created_node> r) {
             if (!r && r.error() != zk_errc::node_exists && !st->first) st->first = r.error();
             if (!last) return;
-            if (r || r.error() == zk_errc::node_exists)
-              st->done(outcome::success());
-            else
-              st->done(result<void>(st->first ? *st->first : r.error()));
+            if (r || r.error() == zk_errc::node_exists) return st->done(outcome::success());
+            st->done(result<void>(st->first ? *st->first : r.error()));
           };
           auto acl = std::make_shared<detail::c_acl>(c->opts.default_acl);
           c->submit(std::move(op), [&](zhandle_t* zh, detail::op_base* raw) {
@@ -1200,7 +1238,7 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
           });
         }
       },
-      std::move(h));
+      std::move(final));
 }
 
 inline result<void> session::ensure_path(std::string_view path, create_mode mode) {

@@ -81,7 +81,8 @@ public:
                                      std::to_string(ports[3 * j + 2]));
           fixed.push_back(key);
         }
-        const auto text = detail::render_config(std::move(base), e.options_.server.extra_config, fixed);
+        const auto text =
+            detail::render_config(std::move(base), e.options_.server.extra_config, fixed);
         BOOST_OUTCOME_TRY(inst, detail::zk_instance::prepare(
                                     member_dir, ports[3 * i], text, jvm,
                                     "org.apache.zookeeper.server.quorum.QuorumPeerMain",

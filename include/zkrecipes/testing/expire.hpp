@@ -179,7 +179,8 @@ inline result<void> expire_session(std::string_view connect_string, std::int64_t
     }
     if (state == ZOO_AUTH_FAILED_STATE)
       return detail::harness_error("expire session", what + " on " + hosts + ": auth failed");
-    if (state != ZOO_CONNECTED_STATE) return late(round == 0 ? "not connected" : "not confirmed expired");
+    if (state != ZOO_CONNECTED_STATE)
+      return late(round == 0 ? "not connected" : "not confirmed expired");
     // Connected and closed: the next round confirms.
   }
 

@@ -225,8 +225,8 @@ public:
   /// Starts the JVM (which must not be running).
   result<void> launch() {
     std::error_code ec;
-    log_offset_ = std::filesystem::exists(log_path(), ec) ? std::filesystem::file_size(log_path(), ec) : 0;
-    if (ec) log_offset_ = 0;
+    log_offset_ = std::filesystem::file_size(log_path(), ec);
+    if (ec) log_offset_ = 0; // no log yet
     auto c = child_process::spawn(argv_, dir_, log_path());
     if (!c) return harness_error("start server", "spawn " + argv_[0], c.error().code());
     child_ = std::move(c).value();
@@ -235,9 +235,7 @@ public:
 
   /// Whether this launch's log says a port was taken.
   bool address_in_use() const {
-    const std::string log = read_file(log_path());
-    return log.size() > log_offset_ &&
-           log.find("Address already in use", log_offset_) != std::string::npos;
+    return read_file(log_path(), log_offset_).find("Address already in use") != std::string::npos;
   }
 
   /// The last lines of server.log, for error messages.
@@ -316,9 +314,9 @@ public:
     s.dir_ = std::move(dir);
     for (int attempt = 1;; ++attempt) {
       BOOST_OUTCOME_TRY(ports, detail::free_ports(1));
-      const auto text = detail::render_config(
-          detail::base_config(s.options_, s.dir_.path() / "data", ports[0]), s.options_.extra_config,
-          {"dataDir", "clientPort", "clientPortAddress"});
+      auto base = detail::base_config(s.options_, s.dir_.path() / "data", ports[0]);
+      const auto text = detail::render_config(std::move(base), s.options_.extra_config,
+                                              {"dataDir", "clientPort", "clientPortAddress"});
       BOOST_OUTCOME_TRY(inst, detail::zk_instance::prepare(
                                   s.dir_.path(), ports[0], text, jvm,
                                   "org.apache.zookeeper.server.ZooKeeperServerMain"));

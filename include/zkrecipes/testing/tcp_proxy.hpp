@@ -26,6 +26,7 @@
 #include <zkrecipes/error.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -245,7 +246,12 @@ inline void proxy_run(proxy_state& st) {
     if ((fds[1].revents & POLLIN) != 0) {
       for (;;) {
         unique_fd c(::accept4(st.listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-        if (!c) break; // EAGAIN, or a transient error: poll again
+        if (!c) {
+          // Out of descriptors or the like: back off rather than spin on POLLIN.
+          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          break;
+        }
         if (refuse) continue; // closed at once
         set_nodelay(c.get());
         auto s = tcp_socket();
@@ -291,10 +297,12 @@ public:
     st->target = addr.value();
     st->target_port = target_port;
     auto lfd = detail::listen_loopback();
-    if (!lfd) return detail::harness_error("start proxy", "listen on 127.0.0.1", lfd.error().code());
+    if (!lfd)
+      return detail::harness_error("start proxy", "listen on 127.0.0.1", lfd.error().code());
     st->listen_fd = std::move(lfd).value();
     auto port = detail::local_port(st->listen_fd.get());
-    if (!port) return detail::harness_error("start proxy", "read listening port", port.error().code());
+    if (!port)
+      return detail::harness_error("start proxy", "read listening port", port.error().code());
     st->port = port.value();
     st->wake_fd.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!st->wake_fd)
