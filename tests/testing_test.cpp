@@ -22,6 +22,9 @@
 #include <utility>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 namespace {
 
 namespace zt = zkrecipes::testing;
@@ -525,6 +528,27 @@ TEST_CASE("expire_session reports a session that is not live") {
     REQUIRE_FALSE(r);
     CHECK(r.error().message().find("16 bytes") != std::string::npos);
   }
+}
+
+TEST_CASE("temp dirs of a crashed owner are swept, those of a live owner kept") {
+  namespace fs = std::filesystem;
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child); // now a pid with no process
+  auto root = zkrecipes::detail::temp_root();
+  fs::path dead = root / "zkrecipes-sweeptest-dead", live = root / "zkrecipes-sweeptest-live";
+  fs::create_directories(dead / "data");
+  fs::create_directories(live);
+  std::ofstream(dead / "owner.pid") << child << '\n';
+  std::ofstream(live / "owner.pid") << ::getpid() << '\n';
+  auto fresh = zkrecipes::detail::temp_dir::create("zkrecipes-sweeptest-");
+  REQUIRE(fresh);
+  CHECK_FALSE(fs::exists(dead));
+  CHECK(fs::exists(live));
+  CHECK(fs::exists(fresh.value().path() / "owner.pid"));
+  fs::remove_all(live);
 }
 
 } // TEST_SUITE

@@ -66,14 +66,37 @@ public:
   }
   ~temp_dir() { remove(); }
 
-  /// Creates `<temp_root()>/<prefix>XXXXXX`.
+  /// Creates `<temp_root()>/<prefix>XXXXXX` holding an `owner.pid` file, after
+  /// removing directories of the same prefix whose owner process is gone (a
+  /// test binary that crashed cannot run its destructors; its servers die by
+  /// the parent-death signal, its directories are swept here).
   static result<temp_dir> create(const std::string& prefix) {
+    sweep_orphans(prefix);
     std::string tmpl = (temp_root() / (prefix + "XXXXXX")).string();
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     if (::mkdtemp(buf.data()) == nullptr)
       return make_error(last_errno(), "create temp dir", tmpl);
-    return temp_dir(std::filesystem::path(buf.data()));
+    temp_dir d(std::filesystem::path(buf.data()));
+    std::ofstream(d.path() / "owner.pid") << ::getpid() << '\n';
+    return d;
+  }
+
+  /// Removes `<temp_root()>/<prefix>*` directories whose owner.pid names a
+  /// process that no longer exists. Directories without one are left alone.
+  static void sweep_orphans(const std::string& prefix) noexcept {
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator(temp_root(), ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      auto name = it->path().filename().string();
+      if (name.rfind(prefix, 0) != 0) continue;
+      std::ifstream in(it->path() / "owner.pid");
+      long pid = 0;
+      if (!(in >> pid) || pid <= 0) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+      std::error_code rm;
+      std::filesystem::remove_all(it->path(), rm);
+    }
   }
 
   const std::filesystem::path& path() const noexcept { return path_; }
