@@ -5,7 +5,6 @@
 
 #include <set>
 #include <thread>
-#include <tuple>
 
 using namespace zkt;
 using namespace zkrecipes;
@@ -322,18 +321,25 @@ TEST_SUITE("session") {
   }
 
   TEST_CASE("a throwing listener does not keep the others from hearing the event") {
-    auto s = connect_shared();
+    // Declared before the session: listeners may run until it is destroyed.
     mailbox<session_state> heard;
     mailbox<std::string> logged;
     set_client_log(log_level::quiet, [&](std::string_view l) { logged.push(std::string(l)); });
-    s.add_listener([](const session_event&) { throw std::runtime_error("listener boom"); });
+    auto s = connect_shared();
+    s.add_listener([](const session_event& e) {
+      if (e.state == session_state::closed) throw std::runtime_error("listener boom");
+    });
     s.add_listener([&](const session_event& e) { heard.push(e.state); });
     REQUIRE(s.close());
-    CHECK(heard.pop() == session_state::closed);
-    auto l = logged.pop();
+    std::optional<session_state> last;
+    while ((last = heard.pop()) && *last != session_state::closed) {
+    }
+    CHECK(last == session_state::closed);
+    std::optional<std::string> l;
+    while ((l = logged.pop()) && l->find("listener boom") == std::string::npos) {
+    }
     set_client_log(log_level::quiet);
-    REQUIRE(l);
-    CHECK(l->find("listener boom") != std::string::npos);
+    CHECK(l.has_value());
   }
 
   TEST_CASE("remove_recursive removes a whole tree and accepts a missing one") {
@@ -441,28 +447,52 @@ TEST_SUITE("session") {
     CHECK(configured.value().get(root).value().data == "private");
   }
 
-  TEST_CASE("handlers run exactly once, after the call returns, on the dispatcher thread") {
+  TEST_CASE("handlers run exactly once, on the dispatcher thread, never on the caller's") {
     auto s = connect_shared();
     auto root = unique_root("contract");
-    std::atomic<bool> returned{false};
-    mailbox<std::tuple<bool, bool, std::thread::id>> calls;
-    auto record = [&](auto) { calls.push({returned.load(), s.on_dispatcher_thread(), std::this_thread::get_id()}); };
-    s.async_create(root, "", {}, record);            // success
-    s.async_create("bad", "", {}, record);           // refused before sending
-    s.async_get(root + "/none", record);             // server error
-    returned = true;
+    mailbox<std::pair<bool, std::thread::id>> calls;
+    auto record = [&](auto) { calls.push({s.on_dispatcher_thread(), std::this_thread::get_id()}); };
+    s.async_create(root, "", {}, record);  // success
+    s.async_create("bad", "", {}, record); // refused before sending
+    s.async_get(root + "/none", record);   // server error
     std::set<std::thread::id> threads;
     for (int i = 0; i < 3; ++i) {
       auto c = calls.pop();
       REQUIRE(c);
-      CHECK(std::get<0>(*c));
-      CHECK(std::get<1>(*c));
-      threads.insert(std::get<2>(*c));
+      CHECK(c->first);
+      threads.insert(c->second);
     }
     CHECK(threads.size() == 1);
     CHECK(threads.count(std::this_thread::get_id()) == 0);
     REQUIRE(s.sync("/"));
-    CHECK(calls.size() == 0);
+    CHECK(calls.size() == 0); // exactly once each
+  }
+
+  TEST_CASE("a handler is never called from inside its initiating function") {
+    // Initiated on the dispatcher thread, an inline call would show at once;
+    // a queued one cannot run before the current task ends.
+    auto s = connect_shared();
+    auto root = unique_root("not-inline");
+    mailbox<std::vector<bool>> seen;
+    s.post([&] {
+      auto ran = std::make_shared<std::vector<bool>>(3, false);
+      std::vector<bool> during;
+      s.async_create(root, "", {}, [ran](auto) { (*ran)[0] = true; });
+      during.push_back((*ran)[0]);
+      s.async_create("bad", "", {}, [ran](auto) { (*ran)[1] = true; });
+      during.push_back((*ran)[1]);
+      s.async_get(root + "/none", [ran](auto) { (*ran)[2] = true; });
+      during.push_back((*ran)[2]);
+      seen.push(during);
+      s.post([ran, &seen] { seen.push(*ran); });
+    });
+    auto during = seen.pop();
+    REQUIRE(during);
+    CHECK(*during == std::vector<bool>{false, false, false});
+    // The refused call's handler was queued before the marker task.
+    auto after = seen.pop();
+    REQUIRE(after);
+    CHECK((*after)[1]);
   }
 
   TEST_CASE("a blocking call on the dispatcher thread refuses instead of deadlocking") {

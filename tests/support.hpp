@@ -87,12 +87,16 @@ private:
   std::deque<T> q_;
 };
 
-/// Records a session's state events.
+/// Records a session's state events; stops listening when destroyed.
 struct state_log {
   mailbox<zkr::session_event> events;
-  explicit state_log(zkr::session& s) {
-    s.add_listener([this](const zkr::session_event& e) { events.push(e); });
-  }
+  zkr::session& session;
+  zkr::listener_id id;
+  explicit state_log(zkr::session& s)
+      : session(s), id(s.add_listener([this](const zkr::session_event& e) { events.push(e); })) {}
+  state_log(const state_log&) = delete;
+  state_log& operator=(const state_log&) = delete;
+  ~state_log() { session.remove_listener(id); }
   /// Pops events until one with state `want` arrives (bounded).
   std::optional<zkr::session_event> wait_for(zkr::session_state want,
                                              std::chrono::milliseconds bound = 20s) {

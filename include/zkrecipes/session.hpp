@@ -172,6 +172,9 @@ public:
   ///       right after connect() may still hear that first `connected`. A
   ///       listener that throws is reported to the log sink; the others still run.
   listener_id add_listener(std::function<void(const session_event&)> listener);
+  /// Removes a listener. Once this returns the listener is not called again
+  /// (off the dispatcher it waits for a listener call in progress; do not
+  /// hold a lock that a listener takes). Safe to call from a listener.
   void remove_listener(listener_id id);
 
   /// Closes the ZooKeeper session (its ephemeral nodes go at once). Pending

@@ -407,8 +407,14 @@ struct session_core : std::enable_shared_from_this<session_core> {
   client_id cid;
   std::chrono::milliseconds negotiated{0};
 
-  std::mutex lmx;
-  std::vector<std::pair<listener_id, std::shared_ptr<std::function<void(const session_event&)>>>> listeners;
+  struct listener_entry {
+    listener_id id;
+    std::shared_ptr<std::function<void(const session_event&)>> fn;
+    std::shared_ptr<std::atomic<bool>> active;
+  };
+  std::mutex lmx;     // guards listeners
+  std::mutex emit_mx; // held while listeners run, so removal can wait for them
+  std::vector<listener_entry> listeners;
   listener_id next_listener = 0;
 
   dispatcher::timer_id suspend_timer = 0; // dispatcher thread only
@@ -485,14 +491,16 @@ struct session_core : std::enable_shared_from_this<session_core> {
   }
 
   void emit(const session_event& e) {
-    std::vector<std::shared_ptr<std::function<void(const session_event&)>>> ls;
+    std::lock_guard elk(emit_mx);
+    std::vector<listener_entry> ls;
     {
       std::lock_guard lk(lmx);
-      for (auto& l : listeners) ls.push_back(l.second);
+      ls = listeners;
     }
     for (auto& l : ls) {
+      if (!l.active->load()) continue; // removed by an earlier listener of this event
       try {
-        (*l)(e);
+        (*l.fn)(e);
       } catch (const std::exception& ex) {
         report_escaped(ex.what());
       } catch (...) {
@@ -818,14 +826,23 @@ inline const session_options& session::options() const { return core_->opts; }
 inline listener_id session::add_listener(std::function<void(const session_event&)> listener) {
   std::lock_guard lk(core_->lmx);
   auto id = ++core_->next_listener;
-  core_->listeners.emplace_back(id, std::make_shared<std::function<void(const session_event&)>>(
-                                        std::move(listener)));
+  core_->listeners.push_back(
+      {id, std::make_shared<std::function<void(const session_event&)>>(std::move(listener)),
+       std::make_shared<std::atomic<bool>>(true)});
   return id;
 }
 
 inline void session::remove_listener(listener_id id) {
+  // Off the dispatcher, wait for a running emit to finish: after this
+  // returns the listener is never called again, so its captures may die.
+  std::unique_lock<std::mutex> elk;
+  if (!core_->disp.running_in_this_thread()) elk = std::unique_lock(core_->emit_mx);
   std::lock_guard lk(core_->lmx);
-  std::erase_if(core_->listeners, [id](auto& l) { return l.first == id; });
+  std::erase_if(core_->listeners, [id](auto& l) {
+    if (l.id != id) return false;
+    l.active->store(false);
+    return true;
+  });
 }
 
 inline result<void> session::close() {
