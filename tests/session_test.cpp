@@ -445,6 +445,14 @@ TEST_SUITE("session") {
     auto configured = session::connect(o, 20s);
     REQUIRE(configured);
     CHECK(configured.value().get(root).value().data == "private");
+
+    // The session's default ACL applies to creates that name none.
+    o.default_acl = creator_all_acl();
+    auto defaulted = session::connect(o, 20s);
+    REQUIRE(defaulted);
+    REQUIRE(defaulted.value().create(root + "-default", "x"));
+    CHECK(bob.get(root + "-default").error() == zk_errc::no_auth);
+    CHECK(alice2.get(root + "-default").value().data == "x");
   }
 
   TEST_CASE("handlers run exactly once, on the dispatcher thread, never on the caller's") {
