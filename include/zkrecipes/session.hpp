@@ -343,6 +343,9 @@ private:
 
   void do_create(std::string_view, std::string_view, create_options,
                  detail::unique_function<void(result<created_node>)>);
+  template <class Op, class T, class Issue>
+  void do_read(const char* name, std::string_view path, watcher w,
+               detail::unique_function<void(result<T>)> h, Issue issue);
   void do_get(std::string_view, watcher, detail::unique_function<void(result<node>)>);
   void do_set(std::string_view, std::string_view, std::int32_t,
               detail::unique_function<void(result<zkrecipes::stat>)>);

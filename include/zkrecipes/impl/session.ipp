@@ -885,14 +885,14 @@ inline void session::do_create(std::string_view path, std::string_view data, cre
   op->name = "create";
   op->path = std::string(path);
   op->handler = std::move(h);
-  auto acl = std::make_shared<detail::c_acl>(opts.acl ? *opts.acl : core_->opts.default_acl);
+  detail::c_acl acl(opts.acl ? *opts.acl : core_->opts.default_acl); // serialised by the call
   std::string d(data);
   core_->submit(std::move(op), [&](zhandle_t* zh, detail::op_base* raw) {
     int mode = detail::to_c_mode(opts.mode);
     if (has_ttl(opts.mode))
-      return zoo_acreate2_ttl(zh, raw->path.c_str(), d.data(), int(d.size()), &acl->vec, mode,
+      return zoo_acreate2_ttl(zh, raw->path.c_str(), d.data(), int(d.size()), &acl.vec, mode,
                               opts.ttl.count(), &detail::on_create_done, raw);
-    return zoo_acreate2(zh, raw->path.c_str(), d.data(), int(d.size()), &acl->vec, mode,
+    return zoo_acreate2(zh, raw->path.c_str(), d.data(), int(d.size()), &acl.vec, mode,
                         &detail::on_create_done, raw);
   });
 }
@@ -929,29 +929,37 @@ unique_function<void(result<T>)> finish_read(std::shared_ptr<watch_slot> slot,
 }
 } // namespace detail
 
-inline void session::do_get(std::string_view path, watcher w,
-                            detail::unique_function<void(result<node>)> h) {
+/// A read with retries and an optional watch: one attempt per try, each
+/// registering a fresh watch op that shares the user's watcher.
+template <class Op, class T, class Issue>
+void session::do_read(const char* name, std::string_view path, watcher w,
+                      detail::unique_function<void(result<T>)> h, Issue issue) {
   auto slot = detail::make_slot(std::move(w), core_->disp);
-  if (auto v = validate_path(path, "get"); !v) {
-    detail::post_error<node>(core_->disp, detail::finish_read<node>(slot, std::move(h)), v.error());
+  if (auto v = validate_path(path, name); !v) {
+    detail::post_error<T>(core_->disp, detail::finish_read<T>(slot, std::move(h)), v.error());
     return;
   }
   std::weak_ptr<detail::session_core> weak = core_;
-  std::string p(path);
-  core_->with_retry<node>(
-      [weak, p, slot](detail::unique_function<void(result<node>)> done) {
+  core_->with_retry<T>(
+      [weak, name, p = std::string(path), slot, issue](detail::unique_function<void(result<T>)> done) {
         auto c = weak.lock();
         if (!c) return;
-        auto op = std::make_unique<detail::get_op>();
-        op->name = "get";
+        auto op = std::make_unique<Op>();
+        op->name = name;
         op->path = p;
         op->handler = std::move(done);
-        c->submit_read(std::move(op), slot, [](zhandle_t* zh, detail::op_base* raw, detail::op_base* w) {
-          return zoo_awget(zh, raw->path.c_str(), w ? &detail::on_watch : nullptr, w,
-                           &detail::on_get_done, raw);
-        });
+        c->submit_read(std::move(op), slot, issue);
       },
-      detail::finish_read<node>(slot, std::move(h)));
+      detail::finish_read<T>(slot, std::move(h)));
+}
+
+inline void session::do_get(std::string_view path, watcher w,
+                            detail::unique_function<void(result<node>)> h) {
+  do_read<detail::get_op>("get", path, std::move(w), std::move(h),
+                          [](zhandle_t* zh, detail::op_base* raw, detail::op_base* wop) {
+                            return zoo_awget(zh, raw->path.c_str(), wop ? &detail::on_watch : nullptr,
+                                             wop, &detail::on_get_done, raw);
+                          });
 }
 
 inline result<node> session::get(std::string_view path, watcher w) {
@@ -1016,28 +1024,11 @@ inline result<void> session::remove(std::string_view path, std::int32_t version)
 
 inline void session::do_exists(std::string_view path, watcher w,
                                detail::unique_function<void(result<std::optional<zkrecipes::stat>>)> h) {
-  using T = std::optional<zkrecipes::stat>;
-  auto slot = detail::make_slot(std::move(w), core_->disp);
-  if (auto v = validate_path(path, "exists"); !v) {
-    detail::post_error<T>(core_->disp, detail::finish_read<T>(slot, std::move(h)), v.error());
-    return;
-  }
-  std::weak_ptr<detail::session_core> weak = core_;
-  std::string p(path);
-  core_->with_retry<T>(
-      [weak, p, slot](detail::unique_function<void(result<T>)> done) {
-        auto c = weak.lock();
-        if (!c) return;
-        auto op = std::make_unique<detail::exists_op>();
-        op->name = "exists";
-        op->path = p;
-        op->handler = std::move(done);
-        c->submit_read(std::move(op), slot, [](zhandle_t* zh, detail::op_base* raw, detail::op_base* w) {
-          return zoo_awexists(zh, raw->path.c_str(), w ? &detail::on_watch : nullptr, w,
-                              &detail::on_exists_done, raw);
-        });
-      },
-      detail::finish_read<T>(slot, std::move(h)));
+  do_read<detail::exists_op>("exists", path, std::move(w), std::move(h),
+                             [](zhandle_t* zh, detail::op_base* raw, detail::op_base* wop) {
+                               return zoo_awexists(zh, raw->path.c_str(), wop ? &detail::on_watch : nullptr,
+                                                   wop, &detail::on_exists_done, raw);
+                             });
 }
 
 inline result<std::optional<zkrecipes::stat>> session::exists(std::string_view path, watcher w) {
@@ -1047,28 +1038,12 @@ inline result<std::optional<zkrecipes::stat>> session::exists(std::string_view p
 
 inline void session::do_children(std::string_view path, watcher w,
                                  detail::unique_function<void(result<children_list>)> h) {
-  auto slot = detail::make_slot(std::move(w), core_->disp);
-  if (auto v = validate_path(path, "children"); !v) {
-    detail::post_error<children_list>(core_->disp, detail::finish_read<children_list>(slot, std::move(h)),
-                                      v.error());
-    return;
-  }
-  std::weak_ptr<detail::session_core> weak = core_;
-  std::string p(path);
-  core_->with_retry<children_list>(
-      [weak, p, slot](detail::unique_function<void(result<children_list>)> done) {
-        auto c = weak.lock();
-        if (!c) return;
-        auto op = std::make_unique<detail::children_op>();
-        op->name = "children";
-        op->path = p;
-        op->handler = std::move(done);
-        c->submit_read(std::move(op), slot, [](zhandle_t* zh, detail::op_base* raw, detail::op_base* w) {
-          return zoo_awget_children2(zh, raw->path.c_str(), w ? &detail::on_watch : nullptr, w,
-                                     &detail::on_children_done, raw);
-        });
-      },
-      detail::finish_read<children_list>(slot, std::move(h)));
+  do_read<detail::children_op>("children", path, std::move(w), std::move(h),
+                               [](zhandle_t* zh, detail::op_base* raw, detail::op_base* wop) {
+                                 return zoo_awget_children2(zh, raw->path.c_str(),
+                                                            wop ? &detail::on_watch : nullptr, wop,
+                                                            &detail::on_children_done, raw);
+                               });
 }
 
 inline result<children_list> session::children(std::string_view path, watcher w) {
@@ -1237,6 +1212,8 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
         };
         auto st = std::make_shared<round>();
         st->done = std::move(done);
+        detail::c_acl acl(c->opts.default_acl); // serialised by each call below
+
         for (std::size_t i = 0; i < prefixes.size(); ++i) {
           bool last = i + 1 == prefixes.size();
           auto op = std::make_unique<detail::create_op>();
@@ -1248,9 +1225,8 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
             if (r || r.error() == zk_errc::node_exists) return st->done(outcome::success());
             st->done(result<void>(st->first ? *st->first : r.error()));
           };
-          auto acl = std::make_shared<detail::c_acl>(c->opts.default_acl);
           c->submit(std::move(op), [&](zhandle_t* zh, detail::op_base* raw) {
-            return zoo_acreate2(zh, raw->path.c_str(), nullptr, -1, &acl->vec, detail::to_c_mode(mode),
+            return zoo_acreate2(zh, raw->path.c_str(), nullptr, -1, &acl.vec, detail::to_c_mode(mode),
                                 &detail::on_create_done, raw);
           });
         }
