@@ -67,14 +67,21 @@ TEST_SUITE("session faults") {
   }
 
   TEST_CASE("expiry gives lost, then a working new session without the old ephemerals") {
+    mailbox<std::string> order; // before the session: its last events may come at destruction
     auto s = connect_shared();
     auto observer = connect_shared();
     state_log log(s);
+    s.add_listener([&](const session_event& e) {
+      if (e.state == session_state::lost) order.push("lost");
+    });
     auto root = unique_root("expiry");
     REQUIRE(s.create(root));
     REQUIRE(s.create(root + "/mine", "", {create_mode::ephemeral}));
     mailbox<result<watch_event>> watch;
-    REQUIRE(s.exists(root + "/other", [&](result<watch_event> e) { watch.push(std::move(e)); }));
+    REQUIRE(s.exists(root + "/other", [&](result<watch_event> e) {
+      order.push("watch");
+      watch.push(std::move(e));
+    }));
     auto old = s.id();
 
     REQUIRE(testing::expire_session(shared_server().connect_string(), old.id, old.password));
@@ -85,6 +92,9 @@ TEST_SUITE("session faults") {
     REQUIRE(w);
     REQUIRE(!w->has_value());
     CHECK(w->error() == zk_errc::session_expired);
+    // Listeners hear `lost` before the watches the session owed fail.
+    CHECK(order.pop() == "lost");
+    CHECK(order.pop() == "watch");
 
     auto fresh = log.wait_for(session_state::connected);
     REQUIRE(fresh);

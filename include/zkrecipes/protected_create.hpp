@@ -46,7 +46,8 @@ struct protected_options {
   int max_attempts = 5;
   /// The 32-hex-digit id to mark the node with; empty for a fresh random one.
   /// Tests set it to stage a node of another session carrying the same id.
-  /// Reusing the id of a node you still own creates a second node.
+  /// Reusing the id of a node you still own creates a second node (in a
+  /// sequential mode; otherwise the create fails with node_exists).
   std::string id;
 };
 
@@ -203,8 +204,9 @@ void async_protected_create(session& s, std::string_view parent, std::string_vie
   op->create();
 }
 
-/// Blocking form of async_protected_create. Each step is bounded by the
-/// session's operation timeout, the whole by max_attempts creates and look-ups.
+/// Blocking form of async_protected_create. The wait is bounded by
+/// operation_timeout x (2 x max_attempts + 1); on errc::timed_out the
+/// operation may still be running (and may still create the node).
 inline result<created_node> protected_create(session& s, std::string_view parent, std::string_view name,
                                              std::string_view data = {}, protected_options opts = {}) {
   if (s.on_dispatcher_thread())

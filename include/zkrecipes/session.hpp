@@ -310,8 +310,10 @@ public:
 
   /// Creates every missing node of a path as persistent (or `mode`, which
   /// must be persistent or container), tolerating nodes that exist or are
-  /// created concurrently. The creates are pipelined: one round trip (two
-  /// when the path exists under a parent that refuses us CREATE).
+  /// created concurrently. The creates are pipelined: one round trip. When
+  /// the last create fails for a lasting reason (e.g. no_auth because a
+  /// parent refuses CREATE), one exists call decides: a path that exists is
+  /// success.
   /// Handler: `void(result<void>)`.
   template <class Handler>
     requires handler_for<Handler, void>

@@ -10,7 +10,8 @@
 #endif
 
 /// Longest path accepted, in bytes. With ZKRECIPES_MAX_PAYLOAD it keeps one
-/// request (data, path, ACL, headers) inside the server's packet limit.
+/// request (data, path, headers and a few ACL entries) inside the server's
+/// packet limit. ACL sizes are not counted: keep ACL lists short.
 #ifndef ZKRECIPES_MAX_PATH
 #define ZKRECIPES_MAX_PATH 1024
 #endif

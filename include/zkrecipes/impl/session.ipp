@@ -355,16 +355,12 @@ inline void on_multi_done(int rc, const void* data) {
 
 inline void on_auth_done(int rc, const void* data) { on_void_done(rc, data); }
 
-// Fired for a watch we set; session events only matter when they end it.
-inline void on_watch(zhandle_t* zh, int type, int state, const char* path, void* ctx) {
+// Fired for a watch we set. Session events are ignored here: when one ends
+// the session, lose() tells listeners `lost` first and then fails every
+// watch still owed, as it closes the handle.
+inline void on_watch(zhandle_t* zh, int type, int, const char* path, void* ctx) {
   auto* h = static_cast<handle_ctx*>(const_cast<void*>(zoo_get_context(zh)));
-  if (!h) return;
-  if (type == ZOO_SESSION_EVENT) {
-    if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE) {
-      if (auto own = h->take(ctx)) own->fail(make_error(zk_errc::session_expired, "watch", own->path));
-    }
-    return;
-  }
+  if (!h || type == ZOO_SESSION_EVENT) return;
   auto own = h->take(ctx);
   if (!own) return;
   auto* w = static_cast<watch_op*>(own.get());

@@ -12,7 +12,8 @@
 //     SIGKILL from the kernel (PR_SET_PDEATHSIG). That signal follows the
 //     *thread* that started the server: start servers from a thread that
 //     outlives them (the main thread is always fine). A crash leaves the
-//     temporary directory behind;
+//     temporary directory (with its owner.pid) behind until the next start,
+//     which removes directories whose owner process is gone;
 //   - only pids this object spawned are ever signalled; nothing is killed by
 //     name.
 //
