@@ -552,11 +552,9 @@ struct session_core : std::enable_shared_from_this<session_core> {
     } else if (state == ZOO_EXPIRED_SESSION_STATE) {
       lose(gen);
     } else if (state == ZOO_AUTH_FAILED_STATE) {
-      {
-        std::unique_lock lk(hmx);
-        close_handle_locked(2);
-      }
-      set_state(session_state::auth_failed, session_id_now());
+      set_state(session_state::auth_failed, session_id_now()); // before the failures, as for lost
+      std::unique_lock lk(hmx);
+      close_handle_locked(2);
     }
   }
 
