@@ -15,13 +15,16 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -552,6 +555,80 @@ TEST_CASE("temp dirs of a crashed owner are swept, those of a live owner kept") 
   CHECK(fs::exists(live));
   CHECK(fs::exists(fresh.value().path() / "owner.pid"));
   fs::remove_all(live);
+}
+
+TEST_CASE("servers die with their owner process, even when it is SIGKILLed") {
+  // zk-sandbox starts a server and runs `cat` on a pipe of ours (it ends
+  // when we close the pipe, so nothing outlives the test); we kill the
+  // sandbox hard.
+  // As a subreaper we inherit the orphans and can reap them: no zombie stays.
+  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+  struct unreaper {
+    ~unreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
+  } reset_subreaper;
+  int fds[2], in[2];
+  REQUIRE(::pipe(fds) == 0);
+  REQUIRE(::pipe(in) == 0);
+  pid_t owner = ::fork();
+  REQUIRE(owner >= 0);
+  if (owner == 0) {
+    ::dup2(fds[1], 2); // the sandbox prints its connect string on stderr
+    ::dup2(in[0], 0);
+    ::close(fds[0]);
+    ::close(in[1]);
+    const char* argv[] = {ZKRECIPES_TEST_SANDBOX, "--", "cat", nullptr};
+    ::execv(argv[0], const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  ::close(in[0]);
+  struct closer {
+    int fd;
+    ~closer() {
+      if (fd >= 0) ::close(fd);
+    }
+  } stdin_of_cat{in[1]};
+  std::string said;
+  char buf[256];
+  while (said.find("ZooKeeper at") == std::string::npos) {
+    ssize_t n = ::read(fds[0], buf, sizeof buf); // bounded: the sandbox exits if the server fails
+    if (n <= 0) break;
+    said.append(buf, std::size_t(n));
+  }
+  ::close(fds[0]);
+  REQUIRE_MESSAGE(said.find("ZooKeeper at") != std::string::npos, said);
+  // The JVM is the sandbox's child whose command line names ZooKeeper.
+  auto jvm_of = [](pid_t parent) -> pid_t {
+    for (auto& e : std::filesystem::directory_iterator("/proc")) {
+      auto name = e.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream st(e.path() / "stat");
+      std::string line;
+      std::getline(st, line);
+      auto close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(line.substr(close + 2));
+      char state;
+      long ppid;
+      rest >> state >> ppid;
+      if (ppid != parent) continue;
+      std::ifstream cmd(e.path() / "cmdline");
+      std::string args((std::istreambuf_iterator<char>(cmd)), {});
+      if (args.find("org.apache.zookeeper.server") != std::string::npos) return std::stoi(name);
+    }
+    return -1;
+  };
+  pid_t jvm = jvm_of(owner);
+  REQUIRE(jvm > 0);
+  REQUIRE(::kill(owner, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(owner, &status, 0) == owner);
+  // Orphaned, the JVM is now our child: it must die without being asked.
+  CHECK(eventually([jvm] { return ::waitpid(jvm, nullptr, WNOHANG) == jvm; }, 10s));
+  ::close(stdin_of_cat.fd);
+  stdin_of_cat.fd = -1;
+  // cat ends on EOF; reap it too.
+  CHECK(eventually([] { return ::waitpid(-1, nullptr, WNOHANG) > 0; }, 10s));
 }
 
 } // TEST_SUITE
