@@ -629,6 +629,14 @@ TEST_CASE("servers die with their owner process, even when it is SIGKILLed") {
   stdin_of_cat.fd = -1;
   // cat ends on EOF; reap it too.
   CHECK(eventually([] { return ::waitpid(-1, nullptr, WNOHANG) > 0; }, 10s));
+  // The killed owner could not remove its server's directory: sweep it.
+  zkrecipes::detail::temp_dir::sweep_orphans("zkrecipes-server-");
+  for (auto& e : std::filesystem::directory_iterator(zkrecipes::detail::temp_root())) {
+    std::ifstream in(e.path() / "owner.pid");
+    long pid = 0;
+    if (e.path().filename().string().rfind("zkrecipes-server-", 0) == 0 && (in >> pid))
+      CHECK_MESSAGE(pid != owner, e.path().string());
+  }
 }
 
 } // TEST_SUITE
