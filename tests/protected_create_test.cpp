@@ -18,39 +18,6 @@ std::vector<std::string> names_with_id(session& s, const std::string& parent, st
   return out;
 }
 
-struct lost_create_reply {
-  static inline std::atomic<int> remaining{0};
-  explicit lost_create_reply(int n) {
-    remaining = n;
-    detail::zk_api::set_completion_hook(&hook);
-  }
-  ~lost_create_reply() { detail::zk_api::set_completion_hook(nullptr); }
-  static int hook(const char* op, const char*, int rc) {
-    if (std::string_view(op) == "create" && rc == ZOK && remaining > 0) {
-      --remaining;
-      return ZCONNECTIONLOSS;
-    }
-    return rc;
-  }
-};
-
-/// Loses the replies of the first `creates` creates and `exists_` exists calls.
-struct lost_replies {
-  static inline std::atomic<int> creates{0}, exists{0};
-  lost_replies(int c, int e) {
-    creates = c;
-    exists = e;
-    detail::zk_api::set_completion_hook(&hook);
-  }
-  ~lost_replies() { detail::zk_api::set_completion_hook(nullptr); }
-  static int hook(const char* op, const char*, int rc) {
-    std::string_view o(op);
-    if (o == "create" && creates > 0) return --creates, ZCONNECTIONLOSS;
-    if (o == "exists" && exists > 0) return --exists, ZCONNECTIONLOSS;
-    return rc;
-  }
-};
-
 } // namespace
 
 TEST_SUITE("protected create") {
@@ -88,10 +55,10 @@ TEST_SUITE("protected create") {
     protected_options o;
     o.id = make_protected_id();
     {
-      lost_create_reply fault(1);
+      lost_replies fault({{"create", "", 1}});
       auto r = protected_create(s, root, "n-", "", o);
       REQUIRE_MESSAGE(r, (r ? "" : r.error().message()));
-      CHECK(lost_create_reply::remaining == 0);
+      CHECK(lost_replies::left("create") == 0);
       CHECK(r.value().stat.ephemeral_owner == s.session_id());
     }
     CHECK(names_with_id(s, root, o.id).size() == 1);
@@ -107,10 +74,10 @@ TEST_SUITE("protected create") {
     {
       // The create applies but its reply is lost; then the owner check's
       // exists loses more replies than the session's own retries cover.
-      lost_replies fault(1, s.options().retry.max_retries + 1);
+      lost_replies fault({{"create", "", 1}, {"exists", "", s.options().retry.max_retries + 1}});
       auto r = protected_create(s, root, "n-", "", o);
       REQUIRE_MESSAGE(r, (r ? "" : r.error().message()));
-      CHECK(lost_replies::exists == 0);
+      CHECK(lost_replies::left("exists") == 0);
     }
     CHECK(names_with_id(s, root, o.id).size() == 1);
   }
@@ -157,7 +124,7 @@ TEST_SUITE("protected create") {
     auto foreign = protected_create(other, root, "n-", "", o);
     REQUIRE(foreign);
     {
-      lost_create_reply fault(1);
+      lost_replies fault({{"create", "", 1}});
       auto r = protected_create(s, root, "n-", "", o);
       REQUIRE(r);
       CHECK(r.value().path != foreign.value().path);

@@ -9,33 +9,6 @@
 using namespace zkt;
 using namespace zkrecipes;
 
-namespace {
-
-/// Injects a connection loss into the completion of matching operations
-/// after the server applied them; removed on scope exit.
-struct lost_reply {
-  static inline std::atomic<int> remaining{0};
-  static inline std::string op, path_prefix;
-  static inline std::mutex m;
-  lost_reply(std::string o, std::string prefix, int times) {
-    std::lock_guard lk(m);
-    op = std::move(o);
-    path_prefix = std::move(prefix);
-    remaining = times;
-    detail::zk_api::set_completion_hook(&hook);
-  }
-  ~lost_reply() { detail::zk_api::set_completion_hook(nullptr); }
-  static int hook(const char* o, const char* path, int rc) {
-    std::lock_guard lk(m);
-    if (op == o && std::string_view(path).rfind(path_prefix, 0) == 0 && remaining > 0) {
-      --remaining;
-      return ZCONNECTIONLOSS;
-    }
-    return rc;
-  }
-};
-
-} // namespace
 
 TEST_SUITE("session faults") {
   TEST_CASE("a cut connection gives suspended, then reconnected with the same session and its watches") {
@@ -129,28 +102,28 @@ TEST_SUITE("session faults") {
     auto s = connect_shared();
     auto path = unique_root("retry-read");
     REQUIRE(s.create(path, "data"));
-    lost_reply fault("get", path, 2);
+    lost_replies fault({{"get", path, 2}});
     auto g = s.get(path);
     REQUIRE(g);
     CHECK(g.value().data == "data");
-    CHECK(lost_reply::remaining == 0);
+    CHECK(lost_replies::left("get") == 0);
   }
 
   TEST_CASE("a retried remove whose first attempt applied reports success") {
     auto s = connect_shared();
     auto path = unique_root("retry-remove");
     REQUIRE(s.create(path));
-    lost_reply fault("remove", path, 1);
+    lost_replies fault({{"remove", path, 1}});
     auto r = s.remove(path);
     CHECK_MESSAGE(r.has_value(), (r ? "" : r.error().message()));
-    CHECK(lost_reply::remaining == 0);
+    CHECK(lost_replies::left("remove") == 0);
     CHECK_FALSE(s.exists(path).value().has_value());
   }
 
   TEST_CASE("creates are not retried: a lost reply surfaces as connection loss") {
     auto s = connect_shared();
     auto path = unique_root("no-retry-create");
-    lost_reply fault("create", path, 1);
+    lost_replies fault({{"create", path, 1}});
     auto r = s.create(path);
     REQUIRE(!r);
     CHECK(is_connection_loss(r.error()));
@@ -165,11 +138,11 @@ TEST_SUITE("session faults") {
     REQUIRE(s);
     auto path = unique_root("retry-bound");
     REQUIRE(s.value().create(path));
-    lost_reply fault("get", path, 10);
+    lost_replies fault({{"get", path, 10}});
     auto g = s.value().get(path);
     REQUIRE(!g);
     CHECK(is_connection_loss(g.error()));
-    CHECK(lost_reply::remaining == 7);
+    CHECK(lost_replies::left("get") == 7);
   }
 
   TEST_CASE("the ensemble keeps serving a client when one member is killed") {

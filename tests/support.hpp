@@ -14,7 +14,10 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace zkt {
 
@@ -58,6 +61,59 @@ inline zkr::session connect(std::string connect, std::chrono::milliseconds timeo
 }
 
 inline zkr::session connect_shared() { return connect(shared_server().connect_string()); }
+
+/// Turns the replies of matching operations into a connection loss after
+/// the server applied them, through the detail::zk_api seam (the one fault a
+/// proxy cannot produce). Rules apply in order; removed on scope exit.
+class lost_replies {
+public:
+  struct rule {
+    std::string op;          ///< operation name as the session names it: "create", "get"...
+    std::string path_prefix; ///< "" matches every path
+    int times;               ///< how many replies to lose
+  };
+  explicit lost_replies(std::vector<rule> rules) {
+    std::lock_guard lk(m());
+    active() = std::move(rules);
+    zkr::detail::zk_api::set_completion_hook(&hook);
+  }
+  ~lost_replies() {
+    zkr::detail::zk_api::set_completion_hook(nullptr);
+    std::lock_guard lk(m());
+    active().clear();
+  }
+  lost_replies(const lost_replies&) = delete;
+  lost_replies& operator=(const lost_replies&) = delete;
+
+  /// Replies of `op` still to be lost.
+  static int left(std::string_view op) {
+    std::lock_guard lk(m());
+    int n = 0;
+    for (auto& r : active())
+      if (r.op == op) n += r.times;
+    return n;
+  }
+
+private:
+  static std::mutex& m() {
+    static std::mutex mx;
+    return mx;
+  }
+  static std::vector<rule>& active() {
+    static std::vector<rule> rules;
+    return rules;
+  }
+  static int hook(const char* op, const char* path, int rc) {
+    std::lock_guard lk(m());
+    for (auto& r : active()) {
+      if (r.times > 0 && r.op == op && std::string_view(path).rfind(r.path_prefix, 0) == 0) {
+        --r.times;
+        return ZCONNECTIONLOSS;
+      }
+    }
+    return rc;
+  }
+};
 
 /// Values pushed from any thread (usually the dispatcher), popped with a bound.
 template <class T> class mailbox {
