@@ -82,6 +82,8 @@ enum class errc : int {
   already_started,       ///< start() on a started object
   not_started,           ///< an operation that needs start() first
   harness_failed,        ///< the test harness could not start or drive a server
+  cancelled,             ///< a wait was given up through its stop token
+  not_held,              ///< release or unlock of something not held
 };
 
 namespace detail {
@@ -164,6 +166,8 @@ public:
     case errc::already_started: return "already started";
     case errc::not_started: return "not started";
     case errc::harness_failed: return "test harness failure";
+    case errc::cancelled: return "cancelled";
+    case errc::not_held: return "not held";
     }
     return "zkrecipes error " + std::to_string(c);
   }
@@ -174,6 +178,7 @@ public:
     case errc::invalid_argument: return std::errc::invalid_argument;
     case errc::payload_too_large: return std::errc::message_size;
     case errc::timed_out: return std::errc::timed_out;
+    case errc::cancelled: return std::errc::operation_canceled;
     case errc::closed: return std::errc::operation_canceled;
     case errc::would_deadlock: return std::errc::resource_deadlock_would_occur;
     case errc::not_connected: return std::errc::not_connected;

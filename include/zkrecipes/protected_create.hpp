@@ -204,6 +204,28 @@ void async_protected_create(session& s, std::string_view parent, std::string_vie
   op->create();
 }
 
+namespace detail {
+/// Recovery half of a protected create whose reply was lost elsewhere (a
+/// recipe that pipelined its own create): looks for the node by `opts.id`
+/// first and creates it only when no node of the current session carries it.
+template <class Handler>
+void async_protected_recover(session& s, std::string_view parent, std::string_view name,
+                             std::string_view data, protected_options opts, error cause,
+                             Handler&& handler) {
+  auto op = std::make_shared<protected_create_op>();
+  op->s = session_access::borrow(s);
+  op->parent = std::string(parent);
+  op->id = opts.id;
+  op->full = join(parent, protected_name(op->id, name));
+  op->data = std::string(data);
+  op->opts = std::move(opts);
+  if (op->opts.max_attempts < 1) op->opts.max_attempts = 1;
+  op->creates = 1; // the caller's create counts as the first
+  op->done = std::forward<Handler>(handler);
+  op->find(std::move(cause));
+}
+} // namespace detail
+
 /// Blocking form of async_protected_create. The wait is bounded by
 /// operation_timeout x (2 x max_attempts + 1); on errc::timed_out the
 /// operation may still be running (and may still create the node).
