@@ -220,10 +220,15 @@ TEST_CASE("mutex: a release sent while disconnected is kept and retried (CURATOR
   proxy.refuse(true);
   proxy.cut();
   REQUIRE(states.wait_for(zkr::session_state::suspended));
+  lost_replies count({{"remove", node, 0}}); // loses nothing, counts attempts
   REQUIRE(m.unlock()); // returns at once; the delete cannot reach the server yet
   CHECK_FALSE(m.holds());
   auto observer = connect_shared();
   CHECK(observer.exists(node).value()); // still there
+  // Stay away until more deletes failed than the session's own retries send.
+  auto budget = 1 + s.options().retry.max_retries;
+  REQUIRE(eventually([&] { return lost_replies::seen("remove") > budget + 1; }, 15s));
+  CHECK(observer.exists(node).value());
   proxy.refuse(false);
   REQUIRE(states.wait_for(zkr::session_state::reconnected));
   CHECK(eventually([&] { return !observer.exists(node).value(); }, 10s));
@@ -245,4 +250,50 @@ TEST_CASE("mutex: a create whose reply was lost adopts its node instead of leavi
   CHECK(m.participants().value().size() == 1);
   REQUIRE(m.unlock());
   CHECK(eventually([&] { return m.participants().value().empty(); }));
+}
+
+namespace {
+// Requests the proxy forwarded, pings left out.
+std::vector<std::int32_t> sent_ops(const zkr::testing::tcp_proxy& p) {
+  std::vector<std::int32_t> out;
+  for (auto& r : p.requests())
+    if (r.type != zkr::testing::zk_op::ping) out.push_back(r.type);
+  return out;
+}
+} // namespace
+
+TEST_CASE("mutex: an uncontended acquire is one round trip; unlock waits for none (design §4)") {
+  namespace op = zkr::testing::zk_op;
+  auto& srv = shared_server();
+  auto proxy = zkr::testing::tcp_proxy::start(srv.port()).value();
+  auto s = connect(proxy.connect_string());
+  auto path = unique_root("mutex-rt") + "/lock";
+  REQUIRE(s.ensure_path(path));
+  zkr::mutex m(s, path);
+  mailbox<bool> got;
+
+  // Hold every reply back: whatever reaches the server now was sent
+  // without waiting for an answer.
+  proxy.clear_records();
+  proxy.stall_replies();
+  m.async_lock(20s, [&](zkr::result<void> r) { got.push(bool(r)); });
+  REQUIRE(eventually([&] { return sent_ops(proxy).size() >= 2; }, 10s));
+  CHECK(sent_ops(proxy) == std::vector<std::int32_t>{op::create2, op::get_children2});
+  CHECK(got.size() == 0);
+  proxy.pass();
+  REQUIRE(got.pop(10s) == true);
+  CHECK(sent_ops(proxy).size() == 2); // nothing else was needed
+
+  // unlock() returns before the delete's reply; the next acquire on the
+  // same session goes out behind it, again without waiting.
+  proxy.clear_records();
+  proxy.stall_replies();
+  REQUIRE(m.unlock());
+  m.async_lock(20s, [&](zkr::result<void> r) { got.push(bool(r)); });
+  REQUIRE(eventually([&] { return sent_ops(proxy).size() >= 3; }, 10s));
+  CHECK(sent_ops(proxy) == std::vector<std::int32_t>{op::remove, op::create2, op::get_children2});
+  CHECK(got.size() == 0);
+  proxy.pass();
+  REQUIRE(got.pop(10s) == true);
+  REQUIRE(m.unlock());
 }

@@ -70,7 +70,8 @@ public:
   struct rule {
     std::string op;          ///< operation name as the session names it: "create", "get"...
     std::string path_prefix; ///< "" matches every path
-    int times;               ///< how many replies to lose
+    int times;               ///< how many replies to lose (0: only count them)
+    int seen = 0;            ///< completions that matched, lost or not
   };
   explicit lost_replies(std::vector<rule> rules) {
     std::lock_guard lk(m());
@@ -94,6 +95,15 @@ public:
     return n;
   }
 
+  /// Completions of `op` that matched a rule so far.
+  static int seen(std::string_view op) {
+    std::lock_guard lk(m());
+    int n = 0;
+    for (auto& r : active())
+      if (r.op == op) n += r.seen;
+    return n;
+  }
+
 private:
   static std::mutex& m() {
     static std::mutex mx;
@@ -106,7 +116,9 @@ private:
   static int hook(const char* op, const char* path, int rc) {
     std::lock_guard lk(m());
     for (auto& r : active()) {
-      if (r.times > 0 && r.op == op && std::string_view(path).rfind(r.path_prefix, 0) == 0) {
+      if (r.op == op && std::string_view(path).rfind(r.path_prefix, 0) == 0) {
+        ++r.seen;
+        if (r.times <= 0) continue;
         --r.times;
         return ZCONNECTIONLOSS;
       }

@@ -6,9 +6,12 @@
 #include <zkrecipes/testing/server.hpp>
 #include <zkrecipes/testing/tcp_proxy.hpp>
 
+#include "support.hpp"
+
 #include <doctest/doctest.h>
 #include <zookeeper/zookeeper.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -491,6 +494,66 @@ TEST_CASE("refuse closes new connections at once until it is turned off") {
   CHECK(p.connections() == 0);
   CHECK(c.wait_state(ZOO_CONNECTING_STATE, 5s));
   CHECK(p.connections() == 0);
+}
+
+// A zkrecipes session rather than the raw client here: what is observed is
+// the session's own sending, and the proxy's records are the observer.
+TEST_CASE("a proxy records requests and replies: a session pipelines two reads") {
+  auto& srv = shared_server();
+  auto p = zt::tcp_proxy::start(srv.port()).value();
+  zkt::mailbox<std::string> done; // outlives the session, whose handlers push into it
+  // A long session timeout: while replies are held the client hears nothing,
+  // and gives up after 2/3 of it.
+  auto s = zkt::connect(p.connect_string(), 20s);
+  // Position of the first request of `type` in `r`, or r.size().
+  const auto index_of = [](const std::vector<zt::tcp_proxy::request_record>& r, std::int32_t type) {
+    return std::size_t(std::find_if(r.begin(), r.end(), [&](const auto& q) { return q.type == type; }) -
+                       r.begin());
+  };
+
+  p.clear_records();
+  CHECK(p.requests().empty());
+  CHECK(p.replies_delivered() == 0);
+  REQUIRE(s.exists("/"));
+  // Recorded as written to the server, so before the reply could come back.
+  const auto after_sync = p.requests();
+  CHECK(index_of(after_sync, zt::zk_op::exists) < after_sync.size());
+  // Counted once the proxy's write returns, maybe after the client has it.
+  CHECK(zkt::eventually([&] { return p.replies_delivered() >= 1; }, 5s));
+
+  p.stall_replies();
+  p.clear_records(); // nothing reaches the client from here until pass()
+  s.async_exists("/", [&](auto r) { done.push(r ? "exists" : r.error().message()); });
+  s.async_children("/", [&](auto r) { done.push(r ? "children" : r.error().message()); });
+  // Both requests reach the server with no reply in between: pipelined.
+  std::vector<zt::tcp_proxy::request_record> reqs;
+  REQUIRE(zkt::eventually(
+      [&] {
+        reqs = p.requests();
+        return index_of(reqs, zt::zk_op::exists) < reqs.size() &&
+               index_of(reqs, zt::zk_op::get_children2) < reqs.size();
+      },
+      5s));
+  CHECK(p.replies_delivered() == 0);
+  CHECK(done.size() == 0);
+  const auto ex = index_of(reqs, zt::zk_op::exists);
+  const auto ch = index_of(reqs, zt::zk_op::get_children2);
+  CHECK(ex < ch); // sent in call order
+  CHECK(reqs[ex].xid > 0); // numbered requests, told apart by xid
+  CHECK(reqs[ch].xid > 0);
+  CHECK(reqs[ex].xid != reqs[ch].xid);
+  for (const auto& q : reqs) {
+    if (q.type == zt::zk_op::ping) CHECK(q.xid == zt::zk_xid::ping);
+  }
+
+  p.pass();
+  auto first = done.pop(10s);
+  auto second = done.pop(10s);
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(*first == "exists"); // replies come back in request order
+  CHECK(*second == "children");
+  CHECK(zkt::eventually([&] { return p.replies_delivered() >= 2; }, 5s));
 }
 
 TEST_CASE("the proxy only forwards to loopback") {

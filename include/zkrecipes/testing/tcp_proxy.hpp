@@ -15,6 +15,12 @@
 // Mode calls are synchronous: when one returns, the proxy thread applies it
 // to every later byte (and cut() has closed every connection).
 //
+// The proxy also reads the ZooKeeper framing of what it delivers: requests()
+// lists the (xid, type) of every request written to the server, and
+// replies_delivered() counts the reply frames written to clients. A test can
+// so prove that a client pipelines: stall_replies(), start two calls, and
+// see both requests recorded while no reply has been delivered.
+//
 // One background thread multiplexes all connections with poll(); a wake-up
 // eventfd carries mode changes, so it never spins. Held bytes are buffered
 // (up to 1 MiB per direction and connection, then the proxy stops reading
@@ -47,6 +53,77 @@
 
 namespace zkrecipes::detail {
 
+/// One request header seen on its way to the server.
+struct proxy_request_record {
+  std::int32_t xid;
+  std::int32_t type;
+  friend bool operator==(const proxy_request_record&, const proxy_request_record&) = default;
+};
+
+/// Follows the ZooKeeper framing (a 4-byte big-endian length, then the body)
+/// of one direction of one connection, fed the bytes in whatever chunks they
+/// are delivered. Only the first `head_size` bytes of each body are kept
+/// (the request or reply header); the rest is counted off, not buffered.
+/// The first frame of a connection (connect request or response) has no
+/// such header and is skipped.
+class zk_frame_reader {
+public:
+  /// \param head_size 8 for requests (xid, type), 16 for replies (xid, zxid, err)
+  explicit zk_frame_reader(std::size_t head_size) noexcept : head_size_(head_size) {}
+
+  /// Reads `n` delivered bytes; calls `on_frame(head)` (head_size bytes) when
+  /// a frame after the first ends. A frame shorter than a header is skipped.
+  template <class F> void feed(const char* p, std::size_t n, F&& on_frame) {
+    while (n > 0) {
+      if (len_have_ < 4) {
+        const std::size_t take = std::min<std::size_t>(n, 4 - len_have_);
+        std::copy_n(p, take, len_ + len_have_);
+        len_have_ += take;
+        p += take;
+        n -= take;
+        if (len_have_ < 4) return;
+        body_left_ = be32(len_);
+        head_have_ = 0;
+        if (body_left_ == 0) end_frame(on_frame);
+        continue;
+      }
+      const std::size_t take = std::min<std::size_t>(n, body_left_);
+      if (head_have_ < head_size_) {
+        const std::size_t keep = std::min(take, head_size_ - head_have_);
+        std::copy_n(p, keep, head_ + head_have_);
+        head_have_ += keep;
+      }
+      body_left_ -= static_cast<std::uint32_t>(take);
+      p += take;
+      n -= take;
+      if (body_left_ == 0) end_frame(on_frame);
+    }
+  }
+
+  static std::uint32_t be32(const unsigned char* b) noexcept {
+    return std::uint32_t(b[0]) << 24 | std::uint32_t(b[1]) << 16 | std::uint32_t(b[2]) << 8 |
+           std::uint32_t(b[3]);
+  }
+
+private:
+  template <class F> void end_frame(F& on_frame) {
+    len_have_ = 0;
+    if (first_) {
+      first_ = false;
+      return;
+    }
+    if (head_have_ == head_size_) on_frame(static_cast<const unsigned char*>(head_));
+  }
+
+  std::size_t head_size_;
+  bool first_ = true;
+  unsigned char len_[4]{};
+  std::size_t len_have_ = 0;
+  std::uint32_t body_left_ = 0;
+  unsigned char head_[16]{};
+  std::size_t head_have_ = 0;
+};
+
 /// What a tcp_proxy's thread shares with its control calls.
 struct proxy_state {
   enum class mode : int { pass, stall, stall_replies };
@@ -72,6 +149,12 @@ struct proxy_state {
   std::atomic<std::size_t> connections{0};
   std::atomic<std::uint64_t> to_server{0};
   std::atomic<std::uint64_t> to_client{0};
+
+  // Frames delivered, guarded by records_mu (not mu: recording must not wait
+  // for a control call that is itself waiting for the thread).
+  mutable std::mutex records_mu;
+  std::vector<proxy_request_record> requests;
+  std::size_t replies = 0;
 
   void wake() noexcept {
     const std::uint64_t one = 1;
@@ -99,6 +182,8 @@ struct proxy_pair {
   bool server_eof = false;
   std::string to_server; // read from the client
   std::string to_client; // read from the server
+  zk_frame_reader requests{8};
+  zk_frame_reader replies{16};
 };
 
 inline constexpr std::size_t proxy_buffer_cap = 1 << 20;
@@ -123,8 +208,10 @@ inline bool proxy_read(int fd, std::string& buf, bool& eof) {
   return true;
 }
 
-/// Writes as much of `buf` as `fd` takes, counting it. False on a socket error.
-inline bool proxy_write(int fd, std::string& buf, std::atomic<std::uint64_t>& counter) {
+/// Writes as much of `buf` as `fd` takes, counting it and passing what went
+/// out to `sent(data, size)`. False on a socket error.
+template <class Sent>
+bool proxy_write(int fd, std::string& buf, std::atomic<std::uint64_t>& counter, Sent&& sent) {
   std::size_t done = 0;
   bool ok = true;
   while (done < buf.size()) {
@@ -137,6 +224,7 @@ inline bool proxy_write(int fd, std::string& buf, std::atomic<std::uint64_t>& co
     ok = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     break;
   }
+  if (done > 0) sent(buf.data(), done);
   buf.erase(0, done);
   counter += done;
   return ok;
@@ -226,10 +314,25 @@ inline void proxy_run(proxy_state& st) {
         ok = ok && proxy_read(p.client.get(), p.to_server, p.client_eof);
       if ((sf.revents & (POLLIN | POLLHUP | POLLERR)) != 0 && (sf.events & POLLIN) != 0)
         ok = ok && proxy_read(p.server.get(), p.to_client, p.server_eof);
+      // Frames are recorded as written, so held bytes are not counted yet.
       if (ok && (sf.revents & POLLOUT) != 0)
-        ok = proxy_write(p.server.get(), p.to_server, st.to_server);
+        ok = proxy_write(p.server.get(), p.to_server, st.to_server,
+                         [&](const char* d, std::size_t n) {
+                           p.requests.feed(d, n, [&](const unsigned char* h) {
+                             const auto xid = static_cast<std::int32_t>(zk_frame_reader::be32(h));
+                             const auto type = static_cast<std::int32_t>(zk_frame_reader::be32(h + 4));
+                             std::lock_guard<std::mutex> lk(st.records_mu);
+                             st.requests.push_back({xid, type});
+                           });
+                         });
       if (ok && (cf.revents & POLLOUT) != 0)
-        ok = proxy_write(p.client.get(), p.to_client, st.to_client);
+        ok = proxy_write(p.client.get(), p.to_client, st.to_client,
+                         [&](const char* d, std::size_t n) {
+                           p.replies.feed(d, n, [&](const unsigned char*) {
+                             std::lock_guard<std::mutex> lk(st.records_mu);
+                             ++st.replies;
+                           });
+                         });
       // An error or hang-up on a socket we are not reading would repeat forever.
       if (((cf.revents & (POLLERR | POLLHUP)) != 0 && (cf.events & POLLIN) == 0) ||
           ((sf.revents & (POLLERR | POLLHUP)) != 0 && (sf.events & POLLIN) == 0))
@@ -275,6 +378,35 @@ inline void proxy_run(proxy_state& st) {
 } // namespace zkrecipes::detail
 
 namespace zkrecipes::testing {
+
+/// ZooKeeper request types (ZooDefs.OpCode), as tcp_proxy::requests() reports them.
+namespace zk_op {
+inline constexpr std::int32_t create = 1;
+inline constexpr std::int32_t remove = 2; // "delete"
+inline constexpr std::int32_t exists = 3;
+inline constexpr std::int32_t get_data = 4;
+inline constexpr std::int32_t set_data = 5;
+inline constexpr std::int32_t get_acl = 6;
+inline constexpr std::int32_t set_acl = 7;
+inline constexpr std::int32_t get_children = 8;
+inline constexpr std::int32_t sync = 9;
+inline constexpr std::int32_t ping = 11;
+inline constexpr std::int32_t get_children2 = 12; // children with the parent's stat
+inline constexpr std::int32_t check = 13;
+inline constexpr std::int32_t multi = 14;
+inline constexpr std::int32_t create2 = 15; // create returning the stat
+inline constexpr std::int32_t create_container = 19;
+inline constexpr std::int32_t create_ttl = 21;
+inline constexpr std::int32_t auth = 100;
+inline constexpr std::int32_t set_watches = 101;
+inline constexpr std::int32_t close = -11;
+} // namespace zk_op
+
+/// Fixed xids of frames that answer no numbered request.
+namespace zk_xid {
+inline constexpr std::int32_t notification = -1; // a watch event, server to client
+inline constexpr std::int32_t ping = -2;
+} // namespace zk_xid
 
 /// A TCP proxy on 127.0.0.1 in front of a loopback target, whose traffic a
 /// test can pass, stall, cut or refuse.
@@ -373,6 +505,38 @@ public:
 
   /// Bytes forwarded server to client so far (held bytes not counted).
   std::uint64_t bytes_to_client() const { return state_ ? state_->to_client.load() : 0; }
+
+  /// A request header: its xid and type (a zk_op value).
+  using request_record = detail::proxy_request_record;
+
+  /// Every request written to the server since start or clear_records(), on
+  /// all connections, in order: pings, set_watches and close included; the
+  /// connect request of each connection excluded. A request is recorded once
+  /// its last byte is written, so requests held by stall() are not.
+  std::vector<request_record> requests() const {
+    if (!state_) return {};
+    std::lock_guard<std::mutex> lk(state_->records_mu);
+    return state_->requests;
+  }
+
+  /// Reply frames written to clients since start or clear_records(): pings'
+  /// replies (xid -2) and watch notifications (xid -1) included, connect
+  /// responses excluded. Replies held by stall() or stall_replies() are not
+  /// counted until pass() delivers them.
+  std::size_t replies_delivered() const {
+    if (!state_) return 0;
+    std::lock_guard<std::mutex> lk(state_->records_mu);
+    return state_->replies;
+  }
+
+  /// Forgets the recorded requests and replies. Frames already partly
+  /// written are still recorded when they end.
+  void clear_records() {
+    if (!state_) return;
+    std::lock_guard<std::mutex> lk(state_->records_mu);
+    state_->requests.clear();
+    state_->replies = 0;
+  }
 
 private:
   tcp_proxy() = default;
