@@ -1,5 +1,7 @@
-// Lock interoperability with Apache Curator: zkrecipes::mutex and Curator's
-// InterProcessMutex on one path exclude each other and queue together.
+// Interoperability with Apache Curator: zkrecipes::mutex and Curator's
+// InterProcessMutex on one path exclude each other and queue together;
+// zkrecipes::leader_latch and Curator's LeaderLatch on one path elect one
+// leader between them.
 //
 // The Curator side is tests/interop/CuratorLock.java, run in a child JVM
 // (see that file for its modes). tests/interop/meson.build compiles it when
@@ -10,6 +12,7 @@
 #include "support.hpp"
 
 #include <zkrecipes/detail/process.hpp>
+#include <zkrecipes/leader_latch.hpp>
 #include <zkrecipes/mutex.hpp>
 #include <zkrecipes/testing/server.hpp>
 
@@ -187,6 +190,27 @@ public:
     return found;
   }
 
+  /// True when some line is exactly `text`.
+  bool has_line(std::string_view text) const {
+    for (const auto& l : split(output(), '\n'))
+      if (l == text) return true;
+    return false;
+  }
+
+  /// Waits (bounded) until some line is exactly `text`; stops early when the
+  /// JVM exits without printing it.
+  bool wait_exact(std::string_view text, std::chrono::milliseconds bound) const {
+    bool found = false;
+    zkt::eventually(
+        [&] {
+          const bool ran = child_.running(); // sample before reading the output
+          found = has_line(text);
+          return found || !ran;
+        },
+        bound);
+    return found;
+  }
+
   /// Waits up to `bound` for the JVM to end; true when it did.
   bool wait_exit(std::chrono::milliseconds bound) const { return child_.wait_for(bound); }
 
@@ -210,14 +234,15 @@ private:
 
 std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
 
-// _c_<uuid>-lock-<seq>: Curator's protected sequential node.
-bool is_curator_node(const std::string& n) {
-  static const std::regex re("_c_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-lock-[0-9]{10}");
+// _c_<uuid>-<kind>-<seq>: Curator's protected sequential node (kind "lock"
+// for InterProcessMutex, "latch" for LeaderLatch).
+bool is_curator_node(const std::string& n, const std::string& kind = "lock") {
+  const std::regex re("_c_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-" + kind + "-[0-9]{10}");
   return std::regex_match(n, re);
 }
-// _c_<32 hex>-lock-<seq>: ours.
-bool is_zkrecipes_node(const std::string& n) {
-  static const std::regex re("_c_[0-9a-f]{32}-lock-[0-9]{10}");
+// _c_<32 hex>-<kind>-<seq>: ours.
+bool is_zkrecipes_node(const std::string& n, const std::string& kind = "lock") {
+  const std::regex re("_c_[0-9a-f]{32}-" + kind + "-[0-9]{10}");
   return std::regex_match(n, re);
 }
 
@@ -231,6 +256,25 @@ std::vector<std::string> participants_of(const zkr::mutex& m) {
   auto r = m.participants();
   REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().message()));
   return r.value();
+}
+
+std::vector<zkr::participant> participants_of(const zkr::leader_latch& l) {
+  auto r = l.participants();
+  REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().message()));
+  return r.value();
+}
+
+/// "[java* (node), cpp (node)]": ids in queue order, * marks the leader.
+std::string joined(const std::vector<zkr::participant>& v) {
+  std::vector<std::string> parts;
+  for (const auto& p : v) parts.push_back(p.id + (p.leader ? "*" : "") + " (" + p.node + ")");
+  return joined(parts);
+}
+
+std::vector<std::string> ids_of(const std::vector<zkr::participant>& v) {
+  std::vector<std::string> out;
+  for (const auto& p : v) out.push_back(p.id);
+  return out;
 }
 
 /// Appends `line` to `fd` with one write(2) (the fd has O_APPEND): lines of
@@ -503,4 +547,102 @@ TEST_CASE("interop: while zkrecipes holds the lock, Curator waits behind it") {
   auto last = m.lock(5s);
   CHECK_MESSAGE(last.has_value(), (last ? "" : last.error().message()));
   if (last) CHECK(m.unlock().has_value());
+}
+
+TEST_CASE("interop: zkrecipes leader_latch and Curator LeaderLatch elect one leader") {
+  if (skip_requested()) {
+    MESSAGE("skipped: ZKRECIPES_SKIP_INTEROP=1");
+    return;
+  }
+  curator_env env;
+  const std::string err = prepare(env);
+  REQUIRE_MESSAGE(err.empty(), err);
+  auto dir = zkr::detail::temp_dir::create("zkrecipes-interop-");
+  REQUIRE_MESSAGE(dir.has_value(), (dir ? "" : dir.error().message()));
+  const fs::path tmp = dir.value().path();
+
+  const std::string cs = zkt::shared_server().connect_string();
+  const std::string path = zkt::unique_root("interop-latch") + "/election";
+  const fs::path release1 = tmp / "release1", release2 = tmp / "release2";
+
+  // Curator joins first and leads.
+  auto java = curator_process::start(env, tmp, "latch1", {"latch", cs, path, "java", release1.string()});
+  auto java_node = java.wait_line("joined ", 30s);
+  REQUIRE_MESSAGE(java_node, "Curator's LeaderLatch did not join: " << java.describe());
+  CHECK_MESSAGE(is_curator_node(*java_node, "latch"), *java_node);
+  REQUIRE_MESSAGE(java.wait_exact("has true", 10s), "Curator did not lead alone: " << java.describe());
+
+  // zkrecipes joins second: it follows, and both agree Curator leads.
+  auto s = zkt::connect(cs);
+  zkr::leader_latch l(s, path, zkr::latch_options{.id = "cpp"});
+  REQUIRE(l.start().has_value());
+  auto r = l.await_leadership(300ms);
+  REQUIRE_FALSE(r.has_value());
+  CHECK_MESSAGE(r.error() == zkr::errc::timed_out, r.error().message());
+  CHECK_FALSE(l.has_leadership());
+  std::vector<zkr::participant> parts;
+  CHECK_MESSAGE(zkt::eventually([&] { return (parts = participants_of(l)).size() == 2; }, 10s), joined(parts));
+  REQUIRE_MESSAGE(parts.size() == 2, joined(parts));
+  CHECK_MESSAGE((ids_of(parts) == std::vector<std::string>{"java", "cpp"}), joined(parts));
+  CHECK_MESSAGE(parts[0].leader, joined(parts));
+  CHECK_MESSAGE(!parts[1].leader, joined(parts));
+  CHECK_MESSAGE(parts[0].node == *java_node, joined(parts));
+  CHECK_MESSAGE(is_zkrecipes_node(parts[1].node, "latch"), joined(parts));
+  CHECK_MESSAGE(parts[1].node == base_name(l.node_path()), joined(parts) << " vs " << l.node_path());
+  auto lead = l.leader();
+  REQUIRE_MESSAGE(lead.has_value(), (lead ? "" : lead.error().message()));
+  CHECK(lead.value().id == "java");
+  // Curator sees zkrecipes' candidate behind it and keeps leading.
+  CHECK_MESSAGE(java.wait_exact("leader java", 10s), java.describe());
+  std::this_thread::sleep_for(200ms); // a few of its 20 ms polls after our node appeared
+  CHECK_MESSAGE(!java.has_line("has false"), "Curator lost leadership to a follower: " << java.describe());
+  CHECK_MESSAGE(!java.has_line("leader cpp"), "Curator saw zkrecipes lead too early: " << java.describe());
+  CHECK_FALSE(l.has_leadership());
+
+  // Curator leaves: zkrecipes leads.
+  zkr::detail::write_file(release1, "").value();
+  auto got = l.await_leadership(10s);
+  CHECK_MESSAGE(got.has_value(), "zkrecipes did not take over from Curator: " << (got ? "" : got.error().message()));
+  CHECK(l.has_leadership());
+  REQUIRE_MESSAGE(java.wait_exit(20s), java.describe());
+  CHECK_MESSAGE(java.exit_code() == 0, java.describe());
+  CHECK_MESSAGE(java.has_line("closed"), java.describe());
+  CHECK_MESSAGE(zkt::eventually([&] { return ids_of(parts = participants_of(l)) == std::vector<std::string>{"cpp"}; }, 10s),
+                joined(parts));
+
+  // A second Curator candidate joins: it follows zkrecipes.
+  auto java2 = curator_process::start(env, tmp, "latch2", {"latch", cs, path, "java2", release2.string()});
+  auto java2_node = java2.wait_line("joined ", 30s);
+  REQUIRE_MESSAGE(java2_node, "the second LeaderLatch did not join: " << java2.describe());
+  CHECK_MESSAGE(is_curator_node(*java2_node, "latch"), *java2_node);
+  CHECK_MESSAGE(java2.wait_exact("leader cpp", 10s), "Curator did not see zkrecipes lead: " << java2.describe());
+  CHECK_MESSAGE(java2.wait_exact("has false", 10s), java2.describe());
+  CHECK_MESSAGE(zkt::eventually([&] { return (parts = participants_of(l)).size() == 2; }, 10s), joined(parts));
+  REQUIRE_MESSAGE(parts.size() == 2, joined(parts));
+  CHECK_MESSAGE((ids_of(parts) == std::vector<std::string>{"cpp", "java2"}), joined(parts));
+  CHECK_MESSAGE(parts[0].leader, joined(parts));
+  CHECK_MESSAGE(!parts[1].leader, joined(parts));
+  CHECK_MESSAGE(parts[0].node == base_name(l.node_path()), joined(parts) << " vs " << l.node_path());
+  CHECK_MESSAGE(parts[1].node == *java2_node, joined(parts));
+  std::this_thread::sleep_for(200ms);
+  CHECK_MESSAGE(!java2.has_line("has true"), "Curator led while zkrecipes leads: " << java2.describe());
+  CHECK(l.has_leadership());
+
+  // zkrecipes leaves: the second Curator candidate leads.
+  REQUIRE(l.close().has_value());
+  // close() posts the release to the dispatcher: has_leadership() turns
+  // false right after, not necessarily before close() returns.
+  CHECK(zkt::eventually([&] { return !l.has_leadership(); }, 5s));
+  CHECK_MESSAGE(java2.wait_exact("has true", 10s), "Curator did not take over from zkrecipes: " << java2.describe());
+  CHECK_MESSAGE(java2.wait_exact("leader java2", 10s), java2.describe());
+  CHECK_MESSAGE(
+      zkt::eventually([&] { return ids_of(parts = participants_of(l)) == std::vector<std::string>{"java2"}; }, 10s),
+      joined(parts));
+
+  zkr::detail::write_file(release2, "").value();
+  REQUIRE_MESSAGE(java2.wait_exit(20s), java2.describe());
+  CHECK_MESSAGE(java2.exit_code() == 0, java2.describe());
+  CHECK_MESSAGE(java2.has_line("closed"), java2.describe());
+  // Everybody left: the election is empty.
+  CHECK_MESSAGE(zkt::eventually([&] { return (parts = participants_of(l)).empty(); }, 10s), joined(parts));
 }

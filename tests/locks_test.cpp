@@ -197,6 +197,17 @@ TEST_CASE("single_node_lock: try once, wait, adopt after a lost reply, lost on e
   zkr::single_node_lock la(a, path), lb(b, path);
   REQUIRE(la.try_lock().value());
   CHECK(la.holds());
+  zkr::single_node_lock same_session(a, path);
+  CHECK_FALSE(same_session.try_lock().value()); // another object on our session is still excluded
+  std::stop_source stopper_src;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(100ms);
+    stopper_src.request_stop();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(same_session.lock(stopper_src.get_token(), 20s).error() == zkr::errc::cancelled);
+  stopper.join();
+  CHECK(std::chrono::steady_clock::now() - t0 < 10s); // woken by the stop, not by the deadline
   CHECK(la.fencing_token() == a.exists(path).value()->czxid);
   CHECK_FALSE(lb.try_lock().value());
   CHECK(lb.lock(200ms).error() == zkr::errc::timed_out);

@@ -70,8 +70,16 @@ TEST_CASE("mutex: a waiter that times out leaves no node behind") {
   REQUIRE_FALSE(c);
   CHECK(c.error() == zkr::errc::cancelled);
   CHECK(eventually([&] { return a.participants().value().size() == 1; }));
+  // A stop requested before the call, and a zero timeout: one answer, at once.
+  std::stop_source early;
+  early.request_stop();
+  CHECK(b.lock(early.get_token(), 10s).error() == zkr::errc::cancelled);
+  CHECK(b.lock(0ms).error() == zkr::errc::timed_out);
+  CHECK(eventually([&] { return a.participants().value().size() == 1; }));
   REQUIRE(a.unlock());
   REQUIRE(b.lock(5s)); // and the lock still works for it
+  REQUIRE(b.unlock());
+  CHECK(b.lock(0ms)); // free: a zero timeout takes it
   REQUIRE(b.unlock());
 }
 

@@ -113,8 +113,8 @@ public:
     return outcome::success();
   }
 
-  /// Leads, and the connection is not in doubt.
-  bool has_leadership() const { return lock_->holds(); }
+  /// Leads, and the connection is not in doubt. False as soon as close() returns.
+  bool has_leadership() const { return shared_->started.load() && lock_->holds(); }
 
   /// Waits until this candidate leads: success, errc::timed_out,
   /// errc::cancelled (stop requested), errc::not_started (closed meanwhile)

@@ -102,6 +102,7 @@ private:
       // how two leaders happen (CURATOR-460).
       auto lid = latch.add_listener([st](hold_event e) {
         if (e == hold_event::in_doubt || e == hold_event::lost || e == hold_event::released) {
+          st->leading = false; // asked to stop: no longer the leader
           std::lock_guard lk(st->mx);
           st->term_stop.request_stop();
         }
@@ -133,11 +134,13 @@ private:
       leadership info{latch.fencing_token().value_or(0), ++st->terms};
       // The term ends when the candidate stops leading or the selector closes.
       std::stop_callback on_close(stop, [st] {
+        st->leading = false;
         std::lock_guard lk(st->mx);
         st->term_stop.request_stop();
       });
       if (!term.stop_requested() && latch.has_leadership()) {
         st->leading = true;
+        if (term.stop_requested()) st->leading = false; // a doubt that came in between
         try {
           task_(term, info);
         } catch (...) {

@@ -9,6 +9,7 @@
 #include "zkrecipes/session.hpp"
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -46,7 +47,9 @@ public:
     engine_->on_event([st = state_](hold_event e) { st->on_event(e); });
   }
   ~lock_base() {
-    if (engine_) engine_->shutdown();
+    // Listeners may capture what dies with us: none is called after this.
+    state_->clear(engine_->owner_session().on_dispatcher_thread());
+    engine_->shutdown();
   }
   lock_base(const lock_base&) = delete;
   lock_base& operator=(const lock_base&) = delete;
@@ -73,23 +76,40 @@ public:
   }
 
   /// Waits up to `timeout` for the lock. A wait that times out (or is
-  /// cancelled) leaves no node behind.
+  /// cancelled) leaves no node behind. A timeout <= 0 makes one attempt
+  /// (errc::timed_out when taken).
   result<void> lock(std::chrono::milliseconds timeout) { return lock(std::stop_token{}, timeout); }
 
   /// As lock(timeout), also given up (errc::cancelled) when `stop` is requested.
   result<void> lock(std::stop_token stop, std::chrono::milliseconds timeout) {
+    const char* op = engine_->config().op;
+    if (stop.stop_requested()) return make_error(errc::cancelled, op, path_);
+    if (timeout.count() <= 0) {
+      auto once = try_lock();
+      if (!once) return once.error();
+      if (!once.value()) return make_error(errc::timed_out, op, path_);
+      return outcome::success();
+    }
     auto& s = engine_->owner_session();
-    std::stop_callback cb(stop, [e = engine_] { e->cancel(errc::cancelled); });
-    return wait_for<void>(s, engine_->config().op, path_, bound(timeout),
-                          [&](auto done) { async_lock(timeout, std::move(done)); });
+    // Registered once the acquisition is queued, so a stop that comes
+    // first still finds something to cancel.
+    std::optional<std::stop_callback<std::function<void()>>> cb;
+    auto r = wait_for<void>(s, op, path_, bound(timeout), [&](auto done) {
+      async_lock(timeout, std::move(done));
+      cb.emplace(stop, std::function<void()>([e = engine_] { e->cancel(errc::cancelled); }));
+    });
+    if (!r && r.error() == errc::timed_out) engine_->give_up();
+    return r;
   }
 
   /// One attempt: true when acquired; false when another holds or waits
   /// ahead (our node is removed again). One round trip.
   result<bool> try_lock() {
     auto& s = engine_->owner_session();
-    return wait_for<bool>(s, engine_->config().op, path_, bound(std::chrono::milliseconds(0)),
-                          [&](auto done) { async_try_lock(std::move(done)); });
+    auto r = wait_for<bool>(s, engine_->config().op, path_, bound(std::chrono::milliseconds(0)),
+                            [&](auto done) { async_try_lock(std::move(done)); });
+    if (!r && r.error() == errc::timed_out) engine_->give_up();
+    return r;
   }
 
   /// Releases the lock. The delete is sent, kept and retried until it
@@ -148,8 +168,7 @@ public:
 protected:
   std::chrono::milliseconds bound(std::chrono::milliseconds timeout) const {
     auto op = engine_->owner_session().options().operation_timeout;
-    if (timeout.count() <= 0) return timeout.count() < 0 ? std::chrono::milliseconds::max() / 2 : 2 * op;
-    return timeout + 2 * op;
+    return timeout.count() <= 0 ? 2 * op : timeout + 2 * op;
   }
 
   std::string path_;

@@ -41,8 +41,11 @@ public:
   /// Stopped when the lease is lost (session expiry) or returned.
   std::stop_token hold_token() const { return l_ ? l_->hold_token() : std::stop_token(); }
   /// Told of in_doubt, restored, lost and released on the dispatcher.
-  listener_id add_listener(std::function<void(hold_event)> f) { return l_->add_listener(std::move(f)); }
-  void remove_listener(listener_id id) { l_->remove_listener(id); }
+  /// 0 (and nothing registered) on a moved-from or returned lease.
+  listener_id add_listener(std::function<void(hold_event)> f) { return l_ ? l_->add_listener(std::move(f)) : 0; }
+  void remove_listener(listener_id id) {
+    if (l_) l_->remove_listener(id);
+  }
 
 private:
   friend class semaphore;

@@ -9,7 +9,9 @@
 #include "zkrecipes/mutex.hpp"
 #include "zkrecipes/session.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +50,13 @@ public:
     try_once([self = shared_from_this(), deadline, cancelled, done = std::move(done)](result<bool> r) mutable {
       if (!r || r.value()) return done(std::move(r));
       self->wait_gone(deadline, cancelled, std::move(done));
+    });
+  }
+
+  /// Wakes a waiting lock() now (its stop was requested).
+  void kick() {
+    s_->post([self = shared_from_this()] {
+      if (auto k = std::exchange(self->kick_, nullptr)) k();
     });
   }
 
@@ -119,13 +128,16 @@ private:
                                self->attempt(std::move(done), n + 1);
                              });
                        }
-                       if (e == zk_errc::node_exists || is_retryable(e)) return self->check_owner(std::move(done), n, e);
+                       // Taken, even by another object on this session: only a
+                       // create whose reply was lost may find its own node.
+                       if (e == zk_errc::node_exists) return done(false);
+                       if (is_retryable(e)) return self->check_owner(std::move(done), n, e);
                        done(e);
                      });
   }
 
-  // The node exists, or our create's reply was lost: ours only if the
-  // current session owns it.
+  // Our create's reply was lost: the node is ours only if the current
+  // session owns it.
   void check_owner(unique_function<void(result<bool>)> done, int n, error cause) {
     s_->async_exists(path_, [self = shared_from_this(), done = std::move(done), n,
                              cause](result<std::optional<zkrecipes::stat>> r) mutable {
@@ -157,12 +169,18 @@ private:
       if (!*slot) return;
       auto d = std::move(*slot);
       *slot = nullptr;
+      self->kick_ = nullptr; // (it holds a copy of this closure, and of self)
       self->wait_lock(deadline, cancelled, std::move(d));
     };
     auto timer = s_->post_after(left, resume);
+    kick_ = [resume, s = s_, timer] {
+      s->cancel_timer(timer);
+      resume();
+    };
+    // A failed watch (the session expired) also resumes: the next attempt
+    // runs on the new session instead of sleeping until the deadline.
     s_->async_exists(path_,
-                     [resume, s = s_, timer](result<watch_event> ev) {
-                       if (!ev) return;
+                     [resume, s = s_, timer](result<watch_event>) {
                        s->cancel_timer(timer);
                        resume();
                      },
@@ -220,6 +238,7 @@ private:
   mutable std::mutex mx_;
   bool held_pub_ = false, doubt_ = false;
   std::int64_t token_ = 0;
+  std::function<void()> kick_; // dispatcher-only: resumes the current wait
 };
 } // namespace detail
 
@@ -230,7 +249,10 @@ class single_node_lock {
 public:
   single_node_lock(session& s, std::string path, lock_options opts = {})
       : e_(detail::single_node_engine::make(s, std::move(path), std::move(opts))) {}
-  ~single_node_lock() { e_->shutdown(); }
+  ~single_node_lock() {
+    e_->state->clear(e_->owner_session().on_dispatcher_thread()); // no listener outlives us
+    e_->shutdown();
+  }
   single_node_lock(const single_node_lock&) = delete;
   single_node_lock& operator=(const single_node_lock&) = delete;
 
@@ -245,7 +267,11 @@ public:
   result<void> lock(std::chrono::milliseconds timeout) { return lock(std::stop_token{}, timeout); }
   result<void> lock(std::stop_token stop, std::chrono::milliseconds timeout) {
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
-    std::stop_callback cb(stop, [cancelled] { cancelled->store(true); });
+    if (stop.stop_requested()) return make_error(errc::cancelled, "single_node_lock.lock", e_->path());
+    std::stop_callback cb(stop, [cancelled, e = e_] {
+      cancelled->store(true);
+      e->kick();
+    });
     auto deadline = std::chrono::steady_clock::now() + timeout;
     auto r = detail::wait_for<bool>(session_(), "single_node_lock.lock", e_->path(), timeout + 2 * op_timeout(),
                                     [&](auto done) { e_->wait_lock(deadline, cancelled, std::move(done)); });

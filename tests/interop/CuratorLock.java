@@ -1,6 +1,7 @@
-// The Apache Curator side of the lock interoperability test
+// The Apache Curator side of the interoperability tests
 // (tests/interop_test.cpp): takes an InterProcessMutex on the same path as
-// zkrecipes::mutex objects in the test process.
+// zkrecipes::mutex objects in the test process, or runs a LeaderLatch in the
+// same election as zkrecipes::leader_latch candidates.
 //
 //   java CuratorLock loop <connect> <lock path> <iterations> <log file> <label>
 //     Acquires and releases the lock <iterations> times. While holding it,
@@ -13,8 +14,17 @@
 //     lock: prints "held <our node name>" and, once <release file> exists,
 //     releases and prints "released"; or prints "timeout" and exits 3.
 //
+//   java CuratorLock latch <connect> <latch path> <id> <release file>
+//     Prints "ready" once connected, starts a LeaderLatch with participant id
+//     <id> and prints "joined <our node name>" once its node exists. Then,
+//     polling every 20 ms, prints "leader <id of getLeader()>" whenever the
+//     leader's id changes and "has <true|false>" whenever hasLeadership()
+//     changes (first the initial view). Once <release file> exists, closes
+//     the latch and prints "closed".
+//
 // Exit status: 0 done, 2 bad arguments, 3 the lock was not acquired in time,
-// 4 no connection, 5 no release file within a minute, 1 any other error.
+// 4 no connection, 5 no release file within a minute (or, for latch, not
+// joined within 30 s), 1 any other error.
 // Prints nothing else: slf4j-nop on the class path keeps Curator and the
 // ZooKeeper client quiet.
 
@@ -29,6 +39,7 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 
@@ -47,6 +58,10 @@ public final class CuratorLock {
         if (args.length != 5) usage();
         status = hold(args[1], args[2], Long.parseLong(args[3]), Paths.get(args[4]));
         break;
+      case "latch":
+        if (args.length != 5) usage();
+        status = latch(args[1], args[2], args[3], Paths.get(args[4]));
+        break;
       default:
         usage();
         return;
@@ -58,7 +73,8 @@ public final class CuratorLock {
 
   private static void usage() {
     System.err.println("usage: CuratorLock loop <connect> <path> <iterations> <log> <label>\n"
-        + "       CuratorLock hold <connect> <path> <acquire timeout ms> <release file>");
+        + "       CuratorLock hold <connect> <path> <acquire timeout ms> <release file>\n"
+        + "       CuratorLock latch <connect> <path> <id> <release file>");
     System.exit(2);
   }
 
@@ -139,6 +155,64 @@ public final class CuratorLock {
         mutex.release();
       }
       System.out.println("released");
+      return 0;
+    } finally {
+      client.close();
+    }
+  }
+
+  private static int latch(String connect, String path, String id, Path release) throws Exception {
+    CuratorFramework client = connect(connect);
+    if (client == null) return 4;
+    try {
+      LeaderLatch latch = new LeaderLatch(client, path, id);
+      latch.start();
+      try {
+        // Joined once our node is there (getOurPath() is set, and it exists).
+        long joinDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        String ours;
+        for (;;) {
+          ours = latch.getOurPath();
+          if (ours != null && client.checkExists().forPath(ours) != null) break;
+          if (System.nanoTime() > joinDeadline) {
+            System.out.println("not joined");
+            return 5;
+          }
+          Thread.sleep(5);
+        }
+        System.out.println("joined " + ours.substring(ours.lastIndexOf('/') + 1));
+        System.out.flush();
+
+        String leader = null;
+        Boolean has = null;
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
+        while (!Files.exists(release)) {
+          if (System.nanoTime() > deadline) {
+            System.out.println("no release file");
+            return 5;
+          }
+          String l;
+          try {
+            l = latch.getLeader().getId(); // "" when there is no leader
+          } catch (Exception e) {
+            l = leader; // a node vanished under us: look again next round
+          }
+          boolean h = latch.hasLeadership();
+          if (l != null && !l.equals(leader)) {
+            leader = l;
+            System.out.println("leader " + l);
+          }
+          if (has == null || h != has) {
+            has = h;
+            System.out.println("has " + h);
+          }
+          System.out.flush();
+          Thread.sleep(20);
+        }
+      } finally {
+        latch.close();
+      }
+      System.out.println("closed");
       return 0;
     } finally {
       client.close();

@@ -106,6 +106,20 @@ public:
     });
   }
 
+  /// The caller stopped waiting (its bound ran out): end the acquisition,
+  /// and release a hold it may have obtained meanwhile, which nobody was told of.
+  void give_up() {
+    s_->post([self = shared_from_this(), a = attempt_snapshot()] {
+      if (self->attempt_ != a) return;
+      if (self->phase_ == phase::acquiring) return self->abandon(make_error(errc::timed_out, self->cfg_.op, self->cfg_.parent));
+      if (self->phase_ == phase::held) {
+        self->drop_node();
+        self->set_phase(phase::idle);
+        self->emit(hold_event::released);
+      }
+    });
+  }
+
   /// Releases the hold (the delete is kept and retried, not waited for).
   /// `done` gets not_held when nothing was held.
   void release(unique_function<void(result<void>)> done) {
@@ -171,6 +185,8 @@ public:
 private:
   enum class phase { idle, acquiring, held };
 
+  std::uint64_t attempt_snapshot() const { return attempt_pub_.load(); }
+
   contender(session& s, contender_config cfg) : s_(session_access::borrow(s)), cfg_(std::move(cfg)) {}
 
   void set_phase(phase p) {
@@ -210,7 +226,7 @@ private:
     try_once_ = try_once;
     watch_children_ = false;
     parent_tries_ = 0;
-    ++attempt_;
+    attempt_pub_ = ++attempt_;
     set_phase(phase::acquiring);
     if (timeout.count() > 0) {
       std::weak_ptr<contender> w = weak_from_this();
@@ -471,6 +487,7 @@ private:
   bool in_doubt_ = false;
   std::string node_;
   std::atomic<std::uint64_t> wakeups_{0};
+  std::atomic<std::uint64_t> attempt_pub_{0};
 
   std::mutex lmx_;
   std::function<void(hold_event)> listener_;

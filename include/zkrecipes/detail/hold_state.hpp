@@ -41,6 +41,14 @@ struct hold_state {
     std::erase_if(listeners, [id](const entry& e) { return e.id == id; });
   }
 
+  /// Drops every listener; as remove(), none is called after this returns.
+  void clear(bool on_dispatcher) {
+    std::unique_lock<std::mutex> elk;
+    if (!on_dispatcher) elk = std::unique_lock(emit_mx);
+    std::lock_guard lk(mx);
+    listeners.clear();
+  }
+
   /// A new hold gets a fresh stop token; losing or releasing it stops it.
   void on_event(hold_event e) {
     {
