@@ -28,6 +28,9 @@ TEST_CASE("read_write_lock: readers share, a writer is alone") {
   CHECK_FALSE(a.read_lock().try_lock().value());  // the writer is alone
   CHECK_FALSE(b.write_lock().try_lock().value());
   REQUIRE(c.write_lock().unlock());
+  // unlock() does not wait for its delete, and another session's request
+  // may reach the server first: wait for the node to go.
+  REQUIRE(eventually([&] { return a.read_lock().participants().value().empty(); }));
   CHECK(a.read_lock().try_lock().value());
   REQUIRE(a.read_lock().unlock());
 }
