@@ -83,6 +83,7 @@ public:
         n -= take;
         if (len_have_ < 4) return;
         body_left_ = be32(len_);
+        frame_size_ = body_left_;
         head_have_ = 0;
         if (body_left_ == 0) end_frame(on_frame);
         continue;
@@ -105,6 +106,9 @@ public:
            std::uint32_t(b[3]);
   }
 
+  /// Body size of the frame being read (during on_frame: the frame just ended).
+  std::uint32_t frame_size() const noexcept { return frame_size_; }
+
 private:
   template <class F> void end_frame(F& on_frame) {
     len_have_ = 0;
@@ -120,6 +124,7 @@ private:
   unsigned char len_[4]{};
   std::size_t len_have_ = 0;
   std::uint32_t body_left_ = 0;
+  std::uint32_t frame_size_ = 0;
   unsigned char head_[16]{};
   std::size_t head_have_ = 0;
 };
@@ -155,6 +160,7 @@ struct proxy_state {
   mutable std::mutex records_mu;
   std::vector<proxy_request_record> requests;
   std::size_t replies = 0;
+  std::size_t largest_reply = 0;
 
   void wake() noexcept {
     const std::uint64_t one = 1;
@@ -331,6 +337,7 @@ inline void proxy_run(proxy_state& st) {
                            p.replies.feed(d, n, [&](const unsigned char*) {
                              std::lock_guard<std::mutex> lk(st.records_mu);
                              ++st.replies;
+                             st.largest_reply = std::max<std::size_t>(st.largest_reply, p.replies.frame_size());
                            });
                          });
       // An error or hang-up on a socket we are not reading would repeat forever.
@@ -529,6 +536,14 @@ public:
     return state_->replies;
   }
 
+  /// The largest reply frame (body bytes) written to clients since start or
+  /// clear_records(): shows how near a recipe's replies come to the packet limit.
+  std::size_t largest_reply() const {
+    if (!state_) return 0;
+    std::lock_guard<std::mutex> lk(state_->records_mu);
+    return state_->largest_reply;
+  }
+
   /// Forgets the recorded requests and replies. Frames already partly
   /// written are still recorded when they end.
   void clear_records() {
@@ -536,6 +551,7 @@ public:
     std::lock_guard<std::mutex> lk(state_->records_mu);
     state_->requests.clear();
     state_->replies = 0;
+    state_->largest_reply = 0;
   }
 
 private:

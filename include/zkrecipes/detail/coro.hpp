@@ -1,0 +1,161 @@
+// Minimal C++20 coroutines over the session's asynchronous operations, so a
+// recipe's multi-step logic reads top to bottom and still never blocks the
+// dispatcher thread (design §1).
+//
+// Rules: a `task` coroutine is started on the dispatcher thread and only ever
+// resumed there (session handlers, watchers and timers all run there).
+// Operations start when `start_*` is called, so several can be in flight
+// before the first `co_await` (pipelining, design §4).
+#pragma once
+
+#include "zkrecipes/error.hpp"
+#include "zkrecipes/multi.hpp"
+#include "zkrecipes/node.hpp"
+#include "zkrecipes/session.hpp"
+
+#include <chrono>
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace zkrecipes::detail {
+
+/// A detached coroutine: runs at once, frees itself when it returns.
+struct task {
+  struct promise_type {
+    task get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+/// The result of an operation already started; `co_await` it once.
+template <class T> class pending {
+  struct state {
+    std::optional<result<T>> value;
+    std::coroutine_handle<> waiter;
+  };
+  std::shared_ptr<state> st_ = std::make_shared<state>();
+
+public:
+  /// The completion handler to pass to the session's async_* call.
+  auto handler() const {
+    return [st = st_](result<T> r) {
+      st->value.emplace(std::move(r));
+      if (auto w = std::exchange(st->waiter, {})) w.resume();
+    };
+  }
+  bool ready() const noexcept { return st_->value.has_value(); }
+  bool await_ready() const noexcept { return ready(); }
+  void await_suspend(std::coroutine_handle<> h) noexcept { st_->waiter = h; }
+  result<T> await_resume() { return std::move(*st_->value); }
+};
+
+/// A one-shot wake-up shared by watches, a timer and a cancel: the first
+/// `fire()` resumes the waiter (or makes the next wait return at once).
+class wakeup {
+  struct state {
+    bool fired = false;
+    std::coroutine_handle<> waiter;
+  };
+  std::shared_ptr<state> st_ = std::make_shared<state>();
+
+public:
+  void fire() const {
+    if (st_->fired) return;
+    st_->fired = true;
+    if (auto w = std::exchange(st_->waiter, {})) w.resume();
+  }
+  bool fired() const noexcept { return st_->fired; }
+  friend bool operator==(const wakeup& a, const wakeup& b) noexcept { return a.st_ == b.st_; }
+  /// A session watcher that fires this wake-up whatever the event (or error).
+  watcher as_watcher() const {
+    return [w = *this](result<watch_event>) { w.fire(); };
+  }
+  bool await_ready() const noexcept { return st_->fired; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { st_->waiter = h; }
+  void await_resume() const noexcept {}
+};
+
+// ---- operations, started at once ------------------------------------------
+inline pending<node> start_get(session& s, const std::string& path) {
+  pending<node> p;
+  s.async_get(path, p.handler());
+  return p;
+}
+inline pending<void> start_remove(session& s, const std::string& path, std::int32_t version = any_version) {
+  pending<void> p;
+  s.async_remove(path, version, p.handler());
+  return p;
+}
+inline pending<created_node> start_create(session& s, const std::string& path, std::string_view data,
+                                          create_options opts) {
+  pending<created_node> p;
+  s.async_create(path, data, std::move(opts), p.handler());
+  return p;
+}
+inline pending<zkrecipes::stat> start_set(session& s, const std::string& path, std::string_view data,
+                                          std::int32_t version) {
+  pending<zkrecipes::stat> p;
+  s.async_set(path, data, version, p.handler());
+  return p;
+}
+inline pending<children_list> start_children(session& s, const std::string& path, watcher w = {}) {
+  pending<children_list> p;
+  if (w)
+    s.async_children(path, std::move(w), p.handler());
+  else
+    s.async_children(path, p.handler());
+  return p;
+}
+inline pending<std::optional<zkrecipes::stat>> start_exists(session& s, const std::string& path, watcher w = {}) {
+  pending<std::optional<zkrecipes::stat>> p;
+  if (w)
+    s.async_exists(path, std::move(w), p.handler());
+  else
+    s.async_exists(path, p.handler());
+  return p;
+}
+inline pending<std::vector<op_result>> start_multi(session& s, const multi_op& ops) {
+  pending<std::vector<op_result>> p;
+  s.async_multi(ops, p.handler());
+  return p;
+}
+inline pending<void> start_ensure_path(session& s, const std::string& path) {
+  pending<void> p;
+  s.async_ensure_path(path, p.handler());
+  return p;
+}
+
+/// Fires `w` after `delay` on the dispatcher; returns the timer id (0 for no timer).
+inline std::uint64_t fire_after(session& s, std::chrono::milliseconds delay, const wakeup& w) {
+  return s.post_after(delay, [w] { w.fire(); });
+}
+
+/// Awaitable pause on the dispatcher (for back-off between retries).
+inline pending<void> sleep_for(session& s, std::chrono::milliseconds delay) {
+  pending<void> p;
+  s.post_after(delay, [h = p.handler()]() mutable { h(result<void>(outcome::success())); });
+  return p;
+}
+
+/// True when an operation sent now goes to the ZooKeeper session `sid`
+/// (dispatcher thread only: a new handle is opened only there, after `lost`).
+inline bool same_session(const session& s, std::int64_t sid) {
+  if (sid == 0 || s.session_id() != sid) return false;
+  auto st = s.state();
+  return st == session_state::connected || st == session_state::reconnected || st == session_state::suspended;
+}
+
+/// The code of a failed result, for quick tests against zk_errc.
+template <class T> bool failed_with(const result<T>& r, zk_errc c) {
+  return !r && r.error() == c;
+}
+
+} // namespace zkrecipes::detail
