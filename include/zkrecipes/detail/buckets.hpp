@@ -4,9 +4,16 @@
 // about 50,000 items).
 #pragma once
 
+#include "zkrecipes/detail/coro.hpp"
+#include "zkrecipes/error.hpp"
 #include "zkrecipes/path.hpp"
+#include "zkrecipes/queue_options.hpp"
+#include "zkrecipes/session.hpp"
 
 #include <algorithm>
+#include <coroutine>
+#include <future>
+#include <memory>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -65,6 +72,236 @@ inline std::vector<item_entry> sorted_sequential(const std::vector<std::string>&
 /// The claim node name of an item ("i-0000000007" -> "c-0000000007").
 inline std::string claim_name_of(std::string_view item_name) {
   return std::string(claim_prefix) + std::string(item_name.substr(item_prefix.size()));
+}
+
+inline result<void> check_queue_options(const queue_options& o, const std::string& path, const char* op) {
+  if (auto v = validate_path(path, op); !v) return v.error();
+  if (path == "/") return make_error(errc::invalid_path, op, "/ (a queue needs its own node)");
+  if (o.bucket_capacity < 10 || o.bucket_capacity > 100000)
+    return make_error(errc::invalid_argument, op,
+                      path + ": bucket_capacity " + std::to_string(o.bucket_capacity) + " is outside 10..100000");
+  if (o.prefetch > 1000)
+    return make_error(errc::invalid_argument, op, path + ": prefetch " + std::to_string(o.prefetch) + " is over 1000");
+  return outcome::success();
+}
+
+/// Producer half shared by both queues: finds the highest bucket of a
+/// folder once, appends to it, opens the next bucket when one fills.
+struct bucket_appender {
+  session* s;
+  std::string folder;
+  std::int32_t capacity;
+  std::optional<acl_list> acl;
+
+  std::optional<std::uint64_t> tail;
+  std::int64_t next_seq = 0; // lower bound of the tail's next sequence number
+  std::optional<error> tail_error;
+  bool discovering = false;
+  std::vector<std::coroutine_handle<>> tail_waiters;
+
+  create_options mode(create_mode m) const { return create_options(m, acl); }
+  std::string bucket_path(std::uint64_t b) const { return join(folder, bucket_name(b)); }
+
+  struct tail_awaiter {
+    bucket_appender* a;
+    bool await_ready() const noexcept { return a->tail.has_value(); }
+    void await_suspend(std::coroutine_handle<> h) {
+      a->tail_waiters.push_back(h);
+      if (!a->discovering) {
+        a->discovering = true;
+        discover(a);
+      }
+    }
+    result<std::uint64_t> await_resume() {
+      if (a->tail) return *a->tail;
+      return *a->tail_error;
+    }
+  };
+  /// The bucket to append to (one listing the first time, shared by every put waiting on it).
+  tail_awaiter current_tail() { return {this}; }
+
+  // The appender lives inside a core kept alive by the caller's task.
+  static task discover(bucket_appender* a) {
+    a->tail_error.reset();
+    std::optional<std::uint64_t> found;
+    std::optional<error> err;
+    for (int attempt = 0; attempt < 5 && !found && !err; ++attempt) {
+      auto lst = co_await start_children(*a->s, a->folder);
+      if (failed_with(lst, zk_errc::no_node)) {
+        auto e = co_await start_ensure_path(*a->s, a->folder);
+        if (!e) err = e.error();
+        continue;
+      }
+      if (!lst) {
+        err = lst.error();
+        break;
+      }
+      auto bs = sorted_buckets(lst.value().names);
+      if (!bs.empty()) {
+        // The bucket's cversion is its next sequence number.
+        auto st = co_await start_exists(*a->s, a->bucket_path(bs.back()));
+        if (!st) {
+          err = st.error();
+          break;
+        }
+        if (!st.value()) continue; // removed meanwhile: list again
+        found = bs.back();
+        a->next_seq = st.value()->cversion;
+        break;
+      }
+      auto c = co_await start_create(*a->s, a->bucket_path(0), {}, a->mode(create_mode::persistent));
+      if (c || failed_with(c, zk_errc::node_exists)) {
+        found = 0;
+        a->next_seq = 0;
+      }
+      else if (!failed_with(c, zk_errc::no_node)) err = c.error();
+    }
+    if (!found && !err) err = make_error(errc::timed_out, "queue put", a->folder + ": no bucket could be found or made");
+    a->tail = found;
+    a->tail_error = err;
+    a->discovering = false;
+    auto ws = std::move(a->tail_waiters);
+    a->tail_waiters.clear();
+    // A failed discovery leaves tail unset, so the next put tries again.
+    // Nothing touches `a` after this: the last waiter may free it.
+    for (auto h : ws) h.resume();
+  }
+
+  /// Called before `n` items are sent to the tail `bucket`: once the slots
+  /// this producer knows of are used up, it opens the next bucket, so that
+  /// pipelined puts fill buckets in turn instead of piling into one. Puts
+  /// sent later on this session are ordered after the bucket's create.
+  void reserve(std::uint64_t bucket, std::size_t n) {
+    if (!tail || *tail != bucket) return;
+    next_seq += std::int64_t(n);
+    if (next_seq >= capacity) open_next(bucket);
+  }
+  /// Called with every created item path: another producer's items count too.
+  void note_created(std::uint64_t bucket, std::string_view item_path) {
+    auto seq = sequence_of(item_path).value_or(0);
+    if (!tail || *tail != bucket) return;
+    next_seq = std::max(next_seq, seq + 1);
+    if (next_seq >= capacity) open_next(bucket);
+  }
+  void open_next(std::uint64_t bucket) {
+    tail = bucket + 1;
+    next_seq = 0;
+    s->async_create(bucket_path(bucket + 1), {}, mode(create_mode::persistent), [](result<created_node>) {
+      // node_exists: another producer opened it. Any other failure shows up
+      // as no_node on the next put, which finds the tail again.
+    });
+  }
+  /// A put met no_node: its bucket was emptied and removed (or never made).
+  void forget_tail(std::uint64_t bucket) {
+    if (tail && *tail == bucket) tail.reset();
+  }
+};
+
+/// Appends one encoded item (or several in one multi) to a bucketed folder.
+inline task append_items(std::shared_ptr<void> keep, bucket_appender* a, std::vector<std::string> items,
+                         unique_function<void(result<std::vector<std::string>>)> done) {
+  (void)keep;
+  for (int attempt = 0;; ++attempt) {
+    auto t = co_await a->current_tail();
+    if (!t) {
+      done(t.error());
+      co_return;
+    }
+    auto b = t.value();
+    auto prefix = join(a->bucket_path(b), item_prefix);
+    a->reserve(b, items.size());
+    std::vector<std::string> paths;
+    result<void> res = outcome::success();
+    if (items.size() == 1) {
+      auto c = co_await start_create(*a->s, prefix, items[0], a->mode(create_mode::persistent_sequential));
+      if (c) paths.push_back(c.value().path);
+      else res = c.error();
+    } else {
+      multi_op tx;
+      for (auto& d : items) tx.create(prefix, d, a->mode(create_mode::persistent_sequential));
+      auto m = co_await start_multi(*a->s, tx);
+      if (m)
+        for (auto& r : m.value()) paths.push_back(r.path);
+      else res = m.error();
+    }
+    if (res) {
+      a->note_created(b, paths.back());
+      done(std::move(paths));
+      co_return;
+    }
+    // no_node: the bucket was emptied and removed by consumers; nothing was
+    // created, so finding the tail again and retrying is safe.
+    if (res.error() == zk_errc::no_node && attempt < 8) {
+      a->forget_tail(b);
+      continue;
+    }
+    done(res.error());
+    co_return;
+  }
+}
+
+/// One item handed to a consumer: its path and stored bytes.
+struct raw_item {
+  std::string path;
+  std::string data;
+};
+
+/// Counts items under a bucketed folder: one listing, then the buckets'
+/// stats pipelined. `only_items` lists each bucket instead, counting i- names
+/// (and c- claims into *claimed) when claims share the bucket.
+inline task count_items(std::shared_ptr<void> keep, session* sp, std::string folder, bool only_items,
+                        unique_function<void(result<std::pair<std::size_t, std::size_t>>)> done) {
+  (void)keep;
+  session& s = *sp;
+  auto lst = co_await start_children(s, folder);
+  if (failed_with(lst, zk_errc::no_node)) {
+    done(std::pair<std::size_t, std::size_t>{0, 0});
+    co_return;
+  }
+  if (!lst) {
+    done(lst.error());
+    co_return;
+  }
+  std::size_t items = 0, claims = 0;
+  auto bs = sorted_buckets(lst.value().names);
+  if (!only_items) {
+    std::vector<pending<std::optional<zkrecipes::stat>>> ps;
+    for (auto b : bs) ps.push_back(start_exists(s, join(folder, bucket_name(b))));
+    for (auto& p : ps) {
+      auto r = co_await p;
+      if (!r) {
+        done(r.error());
+        co_return;
+      }
+      if (r.value()) items += std::size_t(r.value()->num_children);
+    }
+  } else {
+    std::vector<pending<children_list>> ps;
+    for (auto b : bs) ps.push_back(start_children(s, join(folder, bucket_name(b))));
+    for (auto& p : ps) {
+      auto r = co_await p;
+      if (failed_with(r, zk_errc::no_node)) continue;
+      if (!r) {
+        done(r.error());
+        co_return;
+      }
+      items += sorted_sequential(r.value().names, item_prefix).size();
+      for (auto& n : r.value().names)
+        if (n.rfind(claim_prefix, 0) == 0) ++claims;
+    }
+  }
+  done(std::pair<std::size_t, std::size_t>{items, claims});
+}
+
+/// Blocks a user thread on a task's completion. The task always completes
+/// (operations fail when the session closes), at the latest one round of
+/// replies after its own deadline.
+template <class T, class Start> result<T> run_blocking(session& s, const char* op, const std::string& path, Start&& start) {
+  if (s.on_dispatcher_thread()) return make_error(errc::would_deadlock, op, path);
+  auto p = std::make_shared<std::promise<result<T>>>();
+  auto f = p->get_future();
+  start([p](result<T> r) { p->set_value(std::move(r)); });
+  return f.get();
 }
 
 } // namespace zkrecipes::detail

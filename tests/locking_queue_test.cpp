@@ -1,0 +1,168 @@
+// Locking (at-least-once) queue against a real server: claims, ack,
+// release, priorities, and consumers that die or expire while holding items.
+#include "support.hpp"
+
+#include <zkrecipes/locking_queue.hpp>
+#include <zkrecipes/testing/expire.hpp>
+
+#include <map>
+#include <set>
+
+using namespace zkt;
+
+TEST_CASE("locking_queue: ack removes, release gives the item back first, counts follow") {
+  auto s = connect_shared();
+  auto path = unique_root("lq-basic") + "/q";
+  zkr::locking_queue<std::string> q(s, path);
+  CHECK_FALSE(q.try_take().value().has_value());
+  REQUIRE(q.put("a"));
+  REQUIRE(q.put_all({"b", "c"}));
+  CHECK(q.size().value() == 3);
+  auto a = q.take(5s);
+  REQUIRE(a);
+  CHECK(a.value().value() == "a");
+  auto b = q.take(5s);
+  REQUIRE(b);
+  CHECK(b.value().value() == "b");
+  CHECK(q.in_flight().value() == 2);
+  REQUIRE(a.value().release());
+  CHECK_FALSE(a.value().held());
+  CHECK(a.value().release().error() == zkr::errc::not_held);
+  auto again = q.take(5s); // the released item keeps its place ahead of "c"
+  REQUIRE(again);
+  CHECK(again.value().value() == "a");
+  REQUIRE(b.value().ack());
+  REQUIRE(again.value().ack());
+  CHECK(q.size().value() == 1);
+  CHECK(q.in_flight().value() == 0);
+  {
+    auto c = q.take(5s);
+    REQUIRE(c);
+    CHECK(c.value().value() == "c");
+  } // dropped without ack: released
+  REQUIRE(eventually([&] { return q.in_flight().value() == 0; }));
+  auto c2 = q.take(5s);
+  REQUIRE(c2);
+  CHECK(c2.value().value() == "c");
+  REQUIRE(c2.value().ack());
+  CHECK_FALSE(q.try_take().value().has_value());
+  CHECK(q.size().value() == 0);
+}
+
+TEST_CASE("locking_queue: higher priority lanes first, FIFO within a lane; bad priority refused") {
+  auto s = connect_shared();
+  auto path = unique_root("lq-prio") + "/q";
+  zkr::locking_queue<std::string> q(s, path);
+  REQUIRE(q.put("low-1", 0));
+  REQUIRE(q.put("high-1", 7));
+  REQUIRE(q.put("mid-1", 3));
+  REQUIRE(q.put("high-2", 7));
+  REQUIRE(q.put("low-2", 0));
+  std::vector<std::string> order;
+  for (int i = 0; i < 5; ++i) {
+    auto it = q.take(5s);
+    REQUIRE(it);
+    order.push_back(it.value().value());
+    CHECK(it.value().priority() == (order.back().rfind("high", 0) == 0 ? 7 : order.back().rfind("mid", 0) == 0 ? 3 : 0));
+    REQUIRE(it.value().ack());
+  }
+  CHECK(order == std::vector<std::string>{"high-1", "high-2", "mid-1", "low-1", "low-2"});
+  auto bad = q.put("x", 1000);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error() == zkr::errc::invalid_argument);
+  CHECK(bad.error().message().find("priority 1000") != std::string::npos);
+}
+
+TEST_CASE("locking_queue: a consumer whose session closes gives its item to a waiting consumer; acked items never return") {
+  auto path = unique_root("lq-close") + "/q";
+  auto s2 = connect_shared();
+  zkr::locking_queue<std::string> waiter(s2, path);
+  {
+    auto s1 = connect_shared();
+    zkr::locking_queue<std::string> q1(s1, path);
+    REQUIRE(q1.put("done"));
+    REQUIRE(q1.put("held"));
+    auto d = q1.take(5s);
+    REQUIRE(d);
+    REQUIRE(d.value().ack());
+    auto h = q1.take(5s);
+    REQUIRE(h);
+    CHECK(h.value().value() == "held");
+    mailbox<zkr::result<zkr::queue_item<std::string>>> got;
+    waiter.async_take(20s, [&](zkr::result<zkr::queue_item<std::string>> r) { got.push(std::move(r)); });
+    CHECK_FALSE(got.pop(300ms).has_value()); // everything claimed: the waiter waits
+    REQUIRE(s1.close());
+    auto r = got.pop(20s);
+    REQUIRE(r);
+    REQUIRE(*r);
+    CHECK(r.value().value().value() == "held");
+    REQUIRE(r.value().value().ack());
+    // The dead consumer's handle cannot ack any more.
+    auto late = h.value().ack();
+    REQUIRE_FALSE(late);
+  }
+  CHECK_FALSE(waiter.try_take().value().has_value()); // "done" never comes back
+}
+
+TEST_CASE("locking_queue: a consumer whose session expires loses its claim to another; its ack says lock_lost") {
+  auto& srv = shared_server();
+  auto path = unique_root("lq-expire") + "/q";
+  auto s1 = connect(srv.connect_string(), 2000ms);
+  auto s2 = connect_shared();
+  zkr::locking_queue<std::string> q1(s1, path), q2(s2, path);
+  REQUIRE(q1.put("job"));
+  auto h = q1.take(5s);
+  REQUIRE(h);
+  state_log log(s1);
+  auto id = s1.id();
+  REQUIRE(zkr::testing::expire_session(srv.connect_string(), id.id, id.password));
+  REQUIRE(log.wait_for(zkr::session_state::lost));
+  auto r = q2.take(20s);
+  REQUIRE(r);
+  CHECK(r.value().value() == "job");
+  auto late = h.value().ack();
+  REQUIRE_FALSE(late);
+  CHECK(late.error() == zkr::errc::lock_lost);
+  REQUIRE(r.value().ack());
+  CHECK(q2.size().value() == 0);
+}
+
+TEST_CASE("locking_queue: 4 consumers share 400 items across buckets, each acked exactly once") {
+  auto path = unique_root("lq-many") + "/q";
+  zkr::queue_options o;
+  o.bucket_capacity = 50;
+  {
+    auto s = connect_shared();
+    zkr::locking_queue<std::string> q(s, path, o);
+    for (int i = 0; i < 400; i += 40) {
+      std::vector<std::string> batch;
+      for (int j = i; j < i + 40; ++j) batch.push_back(std::to_string(j));
+      REQUIRE(q.put_all(batch));
+    }
+  }
+  std::mutex m;
+  std::map<std::string, int> acked;
+  std::atomic<int> errors{0};
+  std::vector<std::thread> ts;
+  for (int c = 0; c < 4; ++c)
+    ts.emplace_back([&] {
+      auto s = connect_shared();
+      zkr::locking_queue<std::string> q(s, path, o);
+      for (;;) {
+        auto it = q.take(1s);
+        if (!it) {
+          if (it.error() != zkr::errc::timed_out) ++errors;
+          break;
+        }
+        if (!it.value().ack()) ++errors;
+        std::lock_guard lk(m);
+        ++acked[it.value().value()];
+      }
+    });
+  for (auto& t : ts) t.join();
+  CHECK(errors.load() == 0);
+  CHECK(acked.size() == 400);
+  int twice = 0;
+  for (auto& [k, n] : acked) twice += n > 1;
+  CHECK(twice == 0);
+}
