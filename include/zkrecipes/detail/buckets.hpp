@@ -293,15 +293,4 @@ inline task count_items(std::shared_ptr<void> keep, session* sp, std::string fol
   done(std::pair<std::size_t, std::size_t>{items, claims});
 }
 
-/// Blocks a user thread on a task's completion. The task always completes
-/// (operations fail when the session closes), at the latest one round of
-/// replies after its own deadline.
-template <class T, class Start> result<T> run_blocking(session& s, const char* op, const std::string& path, Start&& start) {
-  if (s.on_dispatcher_thread()) return make_error(errc::would_deadlock, op, path);
-  auto p = std::make_shared<std::promise<result<T>>>();
-  auto f = p->get_future();
-  start([p](result<T> r) { p->set_value(std::move(r)); });
-  return f.get();
-}
-
 } // namespace zkrecipes::detail

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <coroutine>
 #include <exception>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -154,8 +155,32 @@ inline bool same_session(const session& s, std::int64_t sid) {
 }
 
 /// The code of a failed result, for quick tests against zk_errc.
-template <class T> bool failed_with(const result<T>& r, zk_errc c) {
+template <class T, class E> bool failed_with(const result<T>& r, E c) {
   return !r && r.error() == c;
+}
+
+/// Runs `fn` on the dispatcher and waits for it (inline when already there),
+/// so that a listener removed this way is never called afterwards.
+template <class F> void run_on_dispatcher(session& s, F&& fn) {
+  if (s.on_dispatcher_thread()) return fn();
+  auto p = std::make_shared<std::promise<void>>();
+  auto f = p->get_future();
+  s.post([p, fn = std::forward<F>(fn)]() mutable {
+    fn();
+    p->set_value();
+  });
+  f.wait();
+}
+
+/// Blocks a user thread on a task's completion. The task always completes
+/// (operations fail when the session closes), at the latest one round of
+/// replies after its own deadline.
+template <class T, class Start> result<T> run_blocking(session& s, const char* op, const std::string& path, Start&& start) {
+  if (s.on_dispatcher_thread()) return make_error(errc::would_deadlock, op, path);
+  auto p = std::make_shared<std::promise<result<T>>>();
+  auto f = p->get_future();
+  start([p](result<T> r) { p->set_value(std::move(r)); });
+  return f.get();
 }
 
 } // namespace zkrecipes::detail
