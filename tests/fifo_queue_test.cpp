@@ -3,6 +3,7 @@
 #include "support.hpp"
 
 #include <zkrecipes/fifo_queue.hpp>
+#include <zkrecipes/shared_value.hpp>
 #include <zkrecipes/testing/tcp_proxy.hpp>
 
 #include <map>
@@ -126,7 +127,8 @@ TEST_CASE("fifo_queue: 4 producers x 4 consumers x 2,500 items, each delivered o
       auto s = connect_shared();
       zkr::fifo_queue<std::string> q(s, path);
       std::map<int, int> last; // producer -> last index this consumer saw
-      while (total.load() < producers * per) {
+      const auto give_up = std::chrono::steady_clock::now() + 240s; // a lost item fails the test, not hangs it
+      while (total.load() < producers * per && std::chrono::steady_clock::now() < give_up) {
         auto batch = q.take_batch(50, 500ms);
         if (!batch) {
           if (batch.error() != zkr::errc::timed_out) ++errors;
@@ -177,6 +179,7 @@ TEST_CASE("fifo_queue: 100,000 items put pipelined and taken in order, no reply 
   std::condition_variable cv;
   for (int i = 0; i < n; ++i)
     q.async_put(std::to_string(i), [&](zkr::result<std::string> r) {
+      std::lock_guard lk(m);
       (r ? acked : failed)++;
       if (acked + failed == n) cv.notify_all();
     });
@@ -199,4 +202,41 @@ TEST_CASE("fifo_queue: 100,000 items put pipelined and taken in order, no reply 
   MESSAGE("largest reply: " << proxy.largest_reply() << " bytes");
   CHECK(proxy.largest_reply() < 64 * 1024);
   REQUIRE(s.remove_recursive(path.substr(0, path.rfind('/'))));
+}
+
+TEST_CASE("fifo_queue: a take whose delete reply is lost still delivers the item (at-least-once, never none)") {
+  auto s = connect_shared();
+  auto path = unique_root("fifo-lost-delete") + "/q";
+  zkr::fifo_queue<std::string> q(s, path);
+  REQUIRE(q.put("only"));
+  {
+    lost_replies fault({{"remove", path, 1}}); // the delete is applied, its reply lost
+    auto v = q.take(5s);
+    REQUIRE(v);
+    CHECK(v.value() == "only");
+    CHECK(fault.seen("remove") >= 1);
+  }
+  CHECK(q.size().value() == 0);
+  CHECK_FALSE(q.try_take().value().has_value());
+}
+
+TEST_CASE("fifo_queue: an undecodable item in an older bucket does not stall takes of newer buckets") {
+  auto s = connect_shared();
+  auto path = unique_root("fifo-poison") + "/q";
+  zkr::queue_options o;
+  o.bucket_capacity = 10;
+  zkr::fifo_queue<std::string> raw(s, path, o);
+  REQUIRE(raw.put("not a number"));
+  for (int i = 0; i < 25; ++i) REQUIRE(raw.put(std::to_string(i)));
+  zkr::fifo_queue<std::int64_t, zkr::counter_codec> nums(s, path, o);
+  auto first = nums.take(5s);
+  REQUIRE_FALSE(first);
+  CHECK(first.error() == zkr::errc::decode_failed);
+  for (int i = 0; i < 25; ++i) {
+    auto v = nums.take(5s);
+    REQUIRE(v);
+    CHECK(v.value() == i);
+  }
+  CHECK(nums.take(200ms).error() == zkr::errc::timed_out);
+  CHECK(raw.try_take().value() == std::optional<std::string>("not a number")); // left in place
 }

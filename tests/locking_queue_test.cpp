@@ -166,3 +166,64 @@ TEST_CASE("locking_queue: 4 consumers share 400 items across buckets, each acked
   for (auto& [k, n] : acked) twice += n > 1;
   CHECK(twice == 0);
 }
+
+TEST_CASE("locking_queue: a claim whose reply is lost is adopted, not left orphaned") {
+  auto s = connect_shared();
+  auto path = unique_root("lq-lost-claim") + "/q";
+  zkr::locking_queue<std::string> q(s, path);
+  REQUIRE(q.put("job"));
+  {
+    lost_replies fault({{"multi", path, 1}}); // the claim multi is applied, its reply lost
+    auto it = q.take(5s);
+    REQUIRE(it);
+    CHECK(it.value().value() == "job");
+    CHECK(fault.seen("multi") >= 1);
+    CHECK(q.in_flight().value() == 1); // one claim: ours
+    REQUIRE(it.value().release());
+  }
+  CHECK(q.in_flight().value() == 0);
+  auto again = q.take(5s);
+  REQUIRE(again);
+  REQUIRE(again.value().ack());
+}
+
+TEST_CASE("locking_queue: an ack whose reply is lost is settled by reading; the item never returns") {
+  auto s = connect_shared();
+  auto path = unique_root("lq-lost-ack") + "/q";
+  zkr::locking_queue<std::string> q(s, path);
+  REQUIRE(q.put("job"));
+  REQUIRE(q.put("next"));
+  auto it = q.take(5s);
+  REQUIRE(it);
+  {
+    lost_replies fault({{"multi", path, 1}}); // the ack multi is applied, its reply lost
+    REQUIRE(it.value().ack());
+    CHECK(fault.seen("multi") == 1);
+  }
+  CHECK(q.size().value() == 1);
+  auto n = q.take(5s);
+  REQUIRE(n);
+  CHECK(n.value().value() == "next");
+  REQUIRE(n.value().ack());
+  CHECK_FALSE(q.try_take().value().has_value());
+}
+
+TEST_CASE("locking_queue: a release whose reply is lost gives the item back once; another consumer's claim is left alone") {
+  auto s = connect_shared();
+  auto t = connect_shared();
+  auto path = unique_root("lq-lost-release") + "/q";
+  zkr::locking_queue<std::string> qa(s, path), qb(t, path);
+  REQUIRE(qa.put("job"));
+  auto a = qa.take(5s);
+  REQUIRE(a);
+  {
+    lost_replies fault({{"multi", path, 1}});
+    REQUIRE(a.value().release());
+  }
+  auto b = qb.take(5s);
+  REQUIRE(b);
+  CHECK(b.value().value() == "job");
+  CHECK(qa.in_flight().value() == 1); // b's claim stands
+  REQUIRE(b.value().ack());
+  CHECK(qa.size().value() == 0);
+}

@@ -61,6 +61,27 @@ inline task wait_gone(session* sp, std::shared_ptr<std::vector<wakeup>> waits, s
   }
 }
 
+inline task raise_barrier(session* sp, std::string path, std::optional<acl_list> acl,
+                          unique_function<void(result<void>)> done) {
+  session& s = *sp;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto c = co_await start_create(s, path, {}, create_options(create_mode::persistent, acl));
+    if (c || failed_with(c, zk_errc::node_exists)) {
+      done(outcome::success());
+      co_return;
+    }
+    if (!failed_with(c, zk_errc::no_node)) {
+      done(c.error());
+      co_return;
+    }
+    if (auto e = co_await start_ensure_path(s, std::string(parent(path))); !e) {
+      done(e.error());
+      co_return;
+    }
+  }
+  done(make_error(errc::timed_out, "barrier set", path + ": its parent kept disappearing"));
+}
+
 } // namespace detail
 
 /// A barrier: set() raises it, wait() blocks while it stands, remove() lets
@@ -84,23 +105,27 @@ public:
   const std::string& path() const noexcept { return path_; }
 
   /// Raises the barrier (creates its node and missing parents). Raising a
-  /// raised barrier is not an error.
-  result<void> set() {
-    if (!valid_) return valid_.error();
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      auto c = s_->create(path_, {}, create_options(create_mode::persistent, acl_));
-      if (c || c.error() == zk_errc::node_exists) return outcome::success();
-      if (c.error() != zk_errc::no_node) return c.error();
-      if (auto e = s_->ensure_path(std::string(zkrecipes::parent(path_))); !e) return e.error();
-    }
-    return make_error(errc::timed_out, "barrier set", path_ + ": its parent kept disappearing");
+  /// raised barrier is not an error. Handler: `void(result<void>)`.
+  template <class H> void async_set(H&& h) {
+    if (!valid_) return fail_later(std::forward<H>(h), valid_.error());
+    s_->post([s = s_, p = path_, a = acl_, h = std::forward<H>(h)]() mutable {
+      detail::raise_barrier(s, p, a, std::move(h));
+    });
   }
-  /// Lowers the barrier: every waiter returns. Removing a lowered barrier is not an error.
+  result<void> set() {
+    return detail::run_blocking<void>(*s_, "barrier set", path_, [&](auto d) { async_set(std::move(d)); });
+  }
+  /// Lowers the barrier: every waiter returns. Removing a lowered barrier is
+  /// not an error. Handler: `void(result<void>)`.
+  template <class H> void async_remove(H&& h) {
+    if (!valid_) return fail_later(std::forward<H>(h), valid_.error());
+    s_->async_remove(path_, any_version, [h = std::forward<H>(h)](result<void> r) mutable {
+      if (r || r.error() == zk_errc::no_node) h(result<void>(outcome::success()));
+      else h(r);
+    });
+  }
   result<void> remove() {
-    if (!valid_) return valid_.error();
-    auto r = s_->remove(path_);
-    if (r || r.error() == zk_errc::no_node) return outcome::success();
-    return r.error();
+    return detail::run_blocking<void>(*s_, "barrier remove", path_, [&](auto d) { async_remove(std::move(d)); });
   }
   /// True while the barrier stands.
   result<bool> is_set() {
@@ -113,10 +138,7 @@ public:
   /// Waits until the barrier is lowered (at once if it is not set).
   /// Handler: `void(result<void>)`; errc::timed_out, errc::cancelled.
   template <class H> void async_wait(std::chrono::milliseconds timeout, H&& h) {
-    if (!valid_) {
-      s_->post([h = std::forward<H>(h), e = valid_.error()]() mutable { h(result<void>(e)); });
-      return;
-    }
+    if (!valid_) return fail_later(std::forward<H>(h), valid_.error());
     auto deadline = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::milliseconds(0));
     s_->post([s = s_, w = waits_, p = path_, deadline, h = std::forward<H>(h)]() mutable {
       detail::wait_gone(s, w, p, deadline, std::move(h));
@@ -136,6 +158,10 @@ public:
   }
 
 private:
+  template <class H> void fail_later(H&& h, error e) {
+    s_->post([h = std::forward<H>(h), e = std::move(e)]() mutable { h(result<void>(e)); });
+  }
+
   session* s_;
   std::string path_;
   std::optional<acl_list> acl_;

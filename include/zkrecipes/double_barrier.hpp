@@ -89,41 +89,59 @@ inline task enter_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::s
     }
   } else if (!crr) {
     std::erase(c->waits, w);
+    (void)co_await start_remove(s, c->me()); // the create may have been applied: never count a member who failed
     done(crr.error());
     co_return;
   }
   for (;;) {
     // Re-check after every wake-up: only `ready` or a full count lets a member in.
     if (exr && exr.value()) break;
-    auto lst = co_await start_children(s, c->path);
-    if (!lst) {
-      std::erase(c->waits, w);
-      done(lst.error());
-      co_return;
+    auto lst = co_await start_children(s, c->path, w.as_watcher()); // members arriving wake us too
+    std::optional<error> failure;
+    if (!lst) failure = lst.error();
+    else {
+      auto ms = c->members(lst.value().names);
+      if (int(ms.size()) >= c->count) {
+        // `ready` is made only while every counted member is still there, so
+        // one that gave up and left cannot be counted.
+        multi_op tx;
+        for (auto& m : ms) tx.check(join(c->path, m), any_version);
+        tx.create(c->ready(), {}, create_options(create_mode::persistent, c->acl));
+        auto r = co_await start_multi(s, tx);
+        if (r || failed_with(r, zk_errc::node_exists)) break;
+        if (!failed_with(r, zk_errc::no_node)) failure = r.error();
+        else {
+          exr = co_await start_exists(s, c->ready());
+          continue; // a member left meanwhile: count again
+        }
+      }
     }
-    if (int(c->members(lst.value().names).size()) >= c->count) {
-      auto r = co_await start_create(s, c->ready(), {}, create_options(create_mode::persistent, c->acl));
-      if (r || failed_with(r, zk_errc::node_exists)) break;
+    if (!failure) {
+      pending<void> step;
+      wait_until(s, w, deadline, [h = step.handler()]() mutable { h(outcome::success()); });
+      (void)co_await step;
       std::erase(c->waits, w);
-      done(r.error());
-      co_return;
     }
-    pending<void> step;
-    wait_until(s, w, deadline, [h = step.handler()]() mutable { h(outcome::success()); });
-    (void)co_await step;
-    std::erase(c->waits, w);
     bool cancelled = c->cancel_gen != gen;
-    if (cancelled || std::chrono::steady_clock::now() >= deadline) {
+    if (failure || cancelled || std::chrono::steady_clock::now() >= deadline) {
+      std::erase(c->waits, w);
       // Leave no node behind: a member that gave up must not count.
-      auto again = co_await start_exists(s, c->ready());
-      if (!cancelled && again && again.value()) break;
       (void)co_await start_remove(s, c->me());
-      done(make_error(cancelled ? errc::cancelled : errc::timed_out, op,
-                      c->path + ": " + std::to_string(c->count) + " members needed"));
+      // Unless `ready` exists now: it was made while this member was counted
+      // (the multi above checks every counted member), so it is in after all.
+      auto again = co_await start_exists(s, c->ready());
+      if (!failure && !cancelled && again && again.value()) {
+        auto back = co_await start_create(s, c->me(), {}, create_options(create_mode::ephemeral, c->acl));
+        if (back || failed_with(back, zk_errc::node_exists)) break;
+      }
+      done(failure ? *failure
+                   : make_error(cancelled ? errc::cancelled : errc::timed_out, op,
+                                c->path + ": " + std::to_string(c->count) + " members needed"));
       co_return;
     }
     w = wakeup{};
     c->waits.push_back(w);
+    if (c->cancel_gen != gen) w.fire(); // a cancel just before this wait
     exr = co_await start_exists(s, c->ready(), w.as_watcher());
   }
   std::erase(c->waits, w);
@@ -151,7 +169,10 @@ inline task leave_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::s
       multi_op tx;
       tx.remove(c->me()).remove(c->ready());
       auto m = co_await start_multi(s, tx);
-      if (!m) (void)co_await start_remove(s, c->me());
+      if (!m) {
+        (void)co_await start_remove(s, c->me());
+        (void)co_await start_remove(s, c->ready()); // a stale `ready` would let the next round through
+      }
       break;
     }
     if (in && ms.front() == c->id) {
@@ -168,6 +189,7 @@ inline task leave_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::s
     }
     wakeup w;
     c->waits.push_back(w);
+    if (c->cancel_gen != gen) w.fire(); // a cancel just before this wait
     auto e = co_await start_exists(s, watch_path, w.as_watcher());
     if (e && e.value()) {
       pending<void> step;

@@ -48,8 +48,21 @@ template <class Codec> struct fifo_core : std::enable_shared_from_this<fifo_core
   std::map<std::string, pending<node>> prefetched;
   std::set<std::string> poison; // items that do not decode: left in place, skipped
   std::vector<wakeup> waits;
+  std::set<std::string> armed; // paths with a children watch set and not yet fired
+  std::optional<error> deferred; // a decode error met after a batch had items: told by the next take
   std::uint64_t cancel_gen = 0;
   bool closed = false;
+
+  /// A children watch on `path` unless one is already set (see locking_core::arm).
+  watcher arm(const std::string& path) {
+    if (!armed.insert(path).second) return {};
+    return [wc = this->weak_from_this(), path](result<watch_event>) {
+      if (auto c = wc.lock()) {
+        c->armed.erase(path);
+        c->fire_waits();
+      }
+    };
+  }
 
   fifo_core(session& ss, std::string p, queue_options o)
       : s(&ss), root(std::move(p)), opts(std::move(o)),
@@ -83,14 +96,19 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
   using value_type = typename Codec::value_type;
   const auto gen = c->cancel_gen;
   std::vector<value_type> got;
-  std::optional<error> decode_error;
+  std::optional<error> decode_error = std::exchange(c->deferred, std::nullopt);
+  bool listed = false; // a fresh listing was read during this call
   session& s = *c->s;
   for (;;) {
+    if (!got.empty()) break; // items already deleted are always delivered
     if (c->closed) {
       done(make_error(errc::closed, "queue take", c->root));
       co_return;
     }
-    if (!got.empty()) break;
+    if (wait && std::chrono::steady_clock::now() >= deadline + std::chrono::milliseconds(1)) {
+      done(make_error(errc::timed_out, "queue take", c->root));
+      co_return;
+    }
     if (c->cancel_gen != gen) {
       done(make_error(errc::cancelled, "queue take", c->root));
       co_return;
@@ -100,6 +118,7 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
       co_return;
     }
     if (!c->bucket) {
+      listed = true;
       auto lst = co_await start_children(s, c->root);
       if (failed_with(lst, zk_errc::no_node)) {
         // Made here so that the waits below can watch it.
@@ -115,21 +134,32 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
         co_return;
       }
       auto bs = lst ? sorted_buckets(lst.value().names) : std::vector<std::uint64_t>{};
-      if (!bs.empty() && !c->bucket) {
-        c->bucket = bs.front();
-        c->bucket_last = bs.size() == 1;
-        auto il = co_await start_children(s, c->bucket_path());
-        if (failed_with(il, zk_errc::no_node)) {
-          c->reset_bucket();
-          continue;
-        }
+      // The lowest bucket with an item this object can take (items that do
+      // not decode are skipped, and keep their bucket alive).
+      bool listing_failed = false;
+      for (std::size_t i = 0; i < bs.size() && !c->bucket; ++i) {
+        auto bp = join(c->root, bucket_name(bs[i]));
+        auto il = co_await start_children(s, bp);
+        if (failed_with(il, zk_errc::no_node)) continue;
         if (!il) {
-          c->reset_bucket();
           done(il.error());
-          co_return;
+          listing_failed = true;
+          break;
         }
-        for (auto& e : sorted_sequential(il.value().names, item_prefix))
-          if (!c->poison.count(e.name)) c->names.push_back(e.name);
+        auto items = sorted_sequential(il.value().names, item_prefix);
+        std::deque<std::string> usable;
+        for (auto& e : items)
+          if (!c->poison.count(join(bp, e.name))) usable.push_back(e.name);
+        const bool last = i + 1 == bs.size();
+        if (!usable.empty() || last || items.empty()) {
+          c->bucket = bs[i];
+          c->bucket_last = last;
+          c->names = std::move(usable);
+        }
+      }
+      if (listing_failed) {
+        c->reset_bucket();
+        co_return;
       }
     }
     if (c->bucket && !c->names.empty()) {
@@ -158,7 +188,7 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
         auto v = Codec::decode(g.value().data);
         if (!v) {
           // Left in place for a person to inspect; never deleted unread.
-          c->poison.insert(nm);
+          c->poison.insert(join(bp, nm));
           decode_error = make_error(errc::decode_failed, "queue take",
                                     join(bp, nm) + ": " + v.error().message());
           break;
@@ -168,16 +198,20 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
       }
       for (std::size_t i = 0; i < removes.size(); ++i) {
         auto r = co_await removes[i].second;
-        if (failed_with(r, zk_errc::connection_loss)) {
-          // Ambiguous: retry once; if the node is gone now, the first delete
-          // may have been ours, so the item is delivered (at-least-once).
-          auto again = co_await start_remove(s, removes[i].first);
-          if (again || failed_with(again, zk_errc::no_node)) r = outcome::success();
-          else r = again;
+        // A delete whose outcome is unknown may have been applied: the item
+        // is delivered (at-least-once), never dropped. A retry that finds the
+        // node already gone cannot tell whose delete that was, so it changes
+        // nothing here; one that succeeds settles it.
+        const bool ambiguous = failed_with(r, zk_errc::connection_loss) || failed_with(r, zk_errc::operation_timeout) ||
+                               failed_with(r, zk_errc::session_expired) || failed_with(r, errc::closed) ||
+                               failed_with(r, zk_errc::closing);
+        if (ambiguous) {
+          (void)co_await start_remove(s, removes[i].first);
+          r = outcome::success();
         }
         if (r) got.push_back(std::move(values[i]));
         else if (!failed_with(r, zk_errc::no_node) && !stop)
-          stop = r.error(); // not deleted: the item stays queued
+          stop = r.error(); // refused by the server (e.g. no_auth): not deleted, the item stays queued
       }
       if (got.empty() && stop) {
         c->reset_bucket();
@@ -196,7 +230,11 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
       c->reset_bucket();
       continue;
     }
-    // Nothing to take.
+    // Nothing to take in what this object listed before: look once more.
+    if (!listed) {
+      c->reset_bucket();
+      continue;
+    }
     if (!wait || std::chrono::steady_clock::now() >= deadline) {
       if (!wait) done(std::vector<value_type>{});
       else done(make_error(errc::timed_out, "queue take", c->root));
@@ -205,10 +243,10 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
     // Wait on a children watch of the tail bucket (new items) and of the
     // folder (a new bucket), read again with the watches set.
     wakeup w;
-    c->waits.push_back(w);
-    auto lr = start_children(s, c->root, w.as_watcher());
+    c->waits.push_back(w); // before any read: a change or cancel from now on wakes it
+    auto lr = start_children(s, c->root, c->arm(c->root));
     std::optional<pending<children_list>> lb;
-    if (c->bucket) lb = start_children(s, c->bucket_path(), w.as_watcher());
+    if (c->bucket) lb = start_children(s, c->bucket_path(), c->arm(c->bucket_path()));
     auto rr = co_await lr;
     bool changed = false;
     if (rr) {
@@ -223,9 +261,9 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
       if (!br) changed = true;
       else
         for (auto& e : sorted_sequential(br.value().names, item_prefix))
-          if (!c->poison.count(e.name)) changed = true;
+          if (!c->poison.count(join(c->bucket_path(), e.name))) changed = true;
     }
-    if (!changed) {
+    if (!changed && !w.fired()) {
       auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       auto timer = fire_after(s, std::max(remaining, std::chrono::milliseconds(0)) + std::chrono::milliseconds(1), w);
       co_await w;
@@ -234,6 +272,7 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
     std::erase_if(c->waits, [&](const wakeup& x) { return x == w || x.fired(); });
     c->reset_bucket();
   }
+  if (decode_error) c->deferred = decode_error; // the batch has items: tell the error next time
   done(std::move(got));
 }
 
@@ -412,7 +451,8 @@ public:
       c->fire_waits();
     });
   }
-  /// Ends waiting takes with errc::closed; later calls fail with it.
+  /// Ends waiting takes with errc::closed; later takes fail with it (puts,
+  /// peek and size still work).
   void close() {
     if (!c_) return;
     s_->post([c = c_] {

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <atomic>
 #include <functional>
 #include <future>
@@ -101,7 +102,14 @@ inline task watch_group(std::shared_ptr<membership_core> c) {
       }
       now[n] = group_member{n, g.value().data, g.value().stat.czxid, g.value().stat.ephemeral_owner};
     }
-    if (retry) continue;
+    if (retry) {
+      // A member we cannot read (e.g. its ACL refuses us): wait for the
+      // watch or a while, never spin.
+      auto timer = fire_after(s, std::chrono::milliseconds(500), w);
+      co_await w;
+      s.cancel_timer(timer);
+      continue;
+    }
     std::vector<membership_event> events;
     std::vector<group_member> left, joined;
     for (auto& [id, m] : c->members) {
@@ -138,10 +146,20 @@ inline task watch_group(std::shared_ptr<membership_core> c) {
 /// still be there for a moment, so it waits (bounded) for it to go.
 inline task join_group(std::shared_ptr<membership_core> c, unique_function<void(result<void>)> done) {
   session& s = *c->s;
-  const std::string me = join(c->path, *c->my_id);
+  const std::string id = *c->my_id;
+  const std::string me = join(c->path, id);
   for (int attempt = 0; attempt < 50; ++attempt) {
+    if (c->closed || c->my_id != id) {
+      done(make_error(errc::cancelled, "group join", me + ": left or closed meanwhile"));
+      co_return;
+    }
     auto cr = co_await start_create(s, me, c->my_payload, create_options(create_mode::ephemeral, c->acl));
     if (cr) {
+      if (c->closed || c->my_id != id) { // left while the create was on its way
+        s.async_remove(me, any_version, [](result<void>) {});
+        done(make_error(errc::cancelled, "group join", me + ": left or closed meanwhile"));
+        co_return;
+      }
       c->my_sid = s.session_id();
       done(outcome::success());
       co_return;
@@ -209,7 +227,7 @@ public:
       if (!core || !core->my_id || e.state != session_state::connected || core->my_sid == e.session_id) return;
       if (core->rejoining) return;
       core->rejoining = true;
-      detail::join_group(core, [core](result<void>) { core->rejoining = false; });
+      rejoin(core);
     });
   }
   group_membership(const group_membership&) = delete;
@@ -229,35 +247,43 @@ public:
 
   const std::string& path() const noexcept { return c_->path; }
 
-  /// Joins as `id` with `payload` (an ephemeral node, made again after expiry).
+  /// Joins as `id` with `payload` (an ephemeral node, made again after
+  /// expiry). Handler: `void(result<void>)`.
+  template <class H> void async_join(std::string id, std::string payload, H&& h) {
+    auto v = valid_ ? validate_name(id, "group join") : valid_;
+    if (!v) {
+      s_->post([h = std::forward<H>(h), e = v.error()]() mutable { h(result<void>(e)); });
+      return;
+    }
+    s_->post([c = c_, id = std::move(id), payload = std::move(payload), h = std::forward<H>(h)]() mutable {
+      if (c->my_id && *c->my_id != id)
+        return h(result<void>(
+            make_error(errc::already_started, "group join", join_path(c, id) + ": already a member as " + *c->my_id)));
+      c->my_id = id;
+      c->my_payload = std::move(payload);
+      detail::join_group(c, std::move(h));
+    });
+  }
   result<void> join(std::string id, std::string payload = {}) {
-    if (!valid_) return valid_.error();
-    if (auto v = validate_name(id, "group join"); !v) return v.error();
     return detail::run_blocking<void>(*s_, "group join", c_->path, [&](auto done) {
-      s_->post([c = c_, id = std::move(id), payload = std::move(payload), done = std::move(done)]() mutable {
-        if (c->my_id && *c->my_id != id) {
-          done(make_error(errc::already_started, "group join", join_path(c, id) + ": already a member as " + *c->my_id));
-          return;
-        }
-        c->my_id = id;
-        c->my_payload = std::move(payload);
-        detail::join_group(c, std::move(done));
+      async_join(std::move(id), std::move(payload), std::move(done));
+    });
+  }
+  /// Leaves the group (removes the node). Leaving when not a member is not
+  /// an error. Handler: `void(result<void>)`.
+  template <class H> void async_leave(H&& h) {
+    s_->post([c = c_, h = std::forward<H>(h)]() mutable {
+      if (!c->my_id) return h(result<void>(outcome::success()));
+      auto me = join_path(c, *c->my_id);
+      c->my_id.reset();
+      c->s->async_remove(me, any_version, [h = std::move(h)](result<void> r) mutable {
+        if (r || r.error() == zk_errc::no_node) h(result<void>(outcome::success()));
+        else h(r);
       });
     });
   }
-  /// Leaves the group (removes the node). Leaving when not a member is not an error.
   result<void> leave() {
-    return detail::run_blocking<void>(*s_, "group leave", c_->path, [&](auto done) {
-      s_->post([c = c_, done = std::move(done)]() mutable {
-        if (!c->my_id) return done(outcome::success());
-        auto me = join_path(c, *c->my_id);
-        c->my_id.reset();
-        c->s->async_remove(me, any_version, [done = std::move(done)](result<void> r) mutable {
-          if (r || r.error() == zk_errc::no_node) done(outcome::success());
-          else done(r.error());
-        });
-      });
-    });
+    return detail::run_blocking<void>(*s_, "group leave", c_->path, [&](auto done) { async_leave(std::move(done)); });
   }
 
   /// Starts the live view and waits (up to `timeout`) for the first listing.
@@ -301,6 +327,20 @@ public:
   }
 
 private:
+  // Joins again until it works (or the member left / the object closed),
+  // backing off; a failure is written to stderr, never dropped silently.
+  static void rejoin(std::shared_ptr<detail::membership_core> core) {
+    detail::join_group(core, [core](result<void> r) {
+      if (r || core->closed || !core->my_id || r.error() == errc::cancelled || r.error() == errc::closed) {
+        core->rejoining = false;
+        return;
+      }
+      std::fprintf(stderr, "zkrecipes: group %s: re-join failed (%s); trying again\n", core->path.c_str(),
+                   r.error().message().c_str());
+      core->s->post_after(std::chrono::seconds(1), [core] { rejoin(core); });
+    });
+  }
+
   static std::string join_path(const std::shared_ptr<detail::membership_core>& c, const std::string& id) {
     return zkrecipes::join(c->path, id);
   }

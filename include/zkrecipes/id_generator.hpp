@@ -21,8 +21,8 @@ struct generated_id {
   /// The zxid of the create: unique across the ensemble and increasing in
   /// commit order (64 bits, so it never wraps in practice). Use this.
   std::int64_t id = 0;
-  /// The node's sequence number under the generator's path (32-bit, wraps
-  /// after about a billion ids, since each id's create and delete both count).
+  /// The node's sequence number under the generator's path (the parent's
+  /// signed 32-bit counter: it wraps after 2,147,483,647 ids).
   std::int64_t sequence = 0;
 };
 

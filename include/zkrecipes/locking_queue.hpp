@@ -60,14 +60,18 @@ struct claim_state {
   std::string item_path;
   std::string claim_path;
   std::int64_t sid = 0; // the session that owns the claim
+  std::string token;    // the claim node's data, unique to this claim
   int priority = 0;
   bool done = false;    // acked or released (dispatcher thread)
 };
 
 /// Acks (removes item and claim together) or releases (removes the claim).
-/// A connection loss is retried until the outcome is known: the item's
-/// absence proves an ack, the claim's a release; a new session means the
-/// claim went with the old one.
+/// Both go through a multi, which the session never retries by itself: a
+/// blind retry of a delete could remove a claim another consumer made after
+/// ours went. After a connection loss the outcome is found by reading: the
+/// item's absence proves an ack; a claim that is not ours (or none) proves a
+/// release. Retried until known, or until the session that owns the claim is
+/// gone (then the claim went with it).
 inline task settle_claim(std::shared_ptr<claim_state> c, bool ack, unique_function<void(result<void>)> done) {
   session& s = *c->s;
   const char* op = ack ? "queue ack" : "queue release";
@@ -78,40 +82,46 @@ inline task settle_claim(std::shared_ptr<claim_state> c, bool ack, unique_functi
   for (int attempt = 0;; ++attempt) {
     if (!same_session(s, c->sid)) {
       c->done = true;
-      // The claim was ephemeral: the item is already back in the queue.
-      if (ack) done(make_error(errc::lock_lost, op, c->item_path + ": the claim went with its session; the item is queued again"));
-      else done(outcome::success());
+      if (!ack) {
+        done(outcome::success()); // the claim was ephemeral: the item is queued again
+        co_return;
+      }
+      // An ack applied just before the session went counts.
+      auto e = co_await start_exists(s, c->item_path);
+      if (e && !e.value()) done(outcome::success());
+      else done(make_error(errc::lock_lost, op, c->item_path + ": the claim went with its session; the item is queued again"));
       co_return;
     }
-    result<void> r = outcome::success();
-    if (ack) {
-      multi_op tx;
-      tx.remove(c->claim_path).remove(c->item_path);
-      auto m = co_await start_multi(s, tx);
-      if (!m) r = m.error();
-    } else {
-      r = co_await start_remove(s, c->claim_path);
-    }
-    if (r || failed_with(r, zk_errc::no_node)) {
-      if (!r && ack) {
-        // Our claim or the item is gone although our session lives: only our
-        // own earlier ack (whose reply was lost) removes both.
-        auto e = co_await start_exists(s, c->item_path);
-        if (e && e.value()) {
-          c->done = true;
-          done(make_error(errc::lock_lost, op, c->item_path + ": the claim was removed by someone else"));
-          co_return;
-        }
-      }
+    multi_op tx;
+    tx.remove(c->claim_path);
+    if (ack) tx.remove(c->item_path);
+    auto m = co_await start_multi(s, tx);
+    if (m) {
       c->done = true;
       done(outcome::success());
       co_return;
     }
-    if (!failed_with(r, zk_errc::connection_loss) || attempt >= 50) {
-      done(r.error());
+    if (!failed_with(m, zk_errc::connection_loss) && !failed_with(m, zk_errc::no_node) &&
+        !failed_with(m, zk_errc::operation_timeout)) {
+      done(m.error());
       co_return;
     }
-    co_await sleep_for(s, std::chrono::milliseconds(100));
+    // Find out what happened.
+    auto item = co_await start_exists(s, c->item_path);
+    auto claim = co_await start_get(s, c->claim_path);
+    if (!item || (!claim && !failed_with(claim, zk_errc::no_node))) {
+      (void)co_await sleep_for(s, std::chrono::milliseconds(std::min(1000, 50 * (attempt + 1))));
+      continue; // still disconnected: ask again
+    }
+    const bool ours = claim && claim.value().data == c->token && claim.value().stat.ephemeral_owner == c->sid;
+    if (ours) continue; // not applied: send it again
+    c->done = true;
+    if (ack && item.value()) {
+      done(make_error(errc::lock_lost, op, c->item_path + ": the claim was removed by someone else"));
+      co_return;
+    }
+    done(outcome::success()); // ack: item gone; release: our claim gone
+    co_return;
   }
 }
 
@@ -124,12 +134,26 @@ template <class Codec> struct locking_core : std::enable_shared_from_this<lockin
   session* s;
   std::string root;
   queue_options opts;
-  std::string token = make_protected_id(); // claim data: which object claimed
+  std::string token = make_protected_id(); // claim data prefix: which object claimed
+  std::uint64_t claims = 0;                // makes each claim's data unique
   std::map<int, std::unique_ptr<bucket_appender>> appenders;
   std::set<std::string> poison;
   std::vector<wakeup> waits;
+  std::set<std::string> armed; // paths with a children watch set and not yet fired
   std::uint64_t cancel_gen = 0;
   bool closed = false;
+
+  /// A children watch on `path` unless one is already set: one per path per
+  /// object, whatever the number of waits, so idle takes pile none up.
+  watcher arm(const std::string& path) {
+    if (!armed.insert(path).second) return {};
+    return [wc = this->weak_from_this(), path](result<watch_event>) {
+      if (auto c = wc.lock()) {
+        c->armed.erase(path);
+        c->fire_waits();
+      }
+    };
+  }
 
   locking_core(session& ss, std::string p, queue_options o) : s(&ss), root(std::move(p)), opts(std::move(o)) {}
 
@@ -156,17 +180,24 @@ task try_claim(std::shared_ptr<locking_core<Codec>> c, std::string bucket, std::
   session& s = *c->s;
   auto item_path = join(bucket, item);
   auto claim_path = join(bucket, claim_name_of(item));
+  auto token = c->token + "-" + std::to_string(++c->claims);
   multi_op tx;
   // check(-1) fails with no_node once the item was acked: no claim is left on nothing.
-  tx.check(item_path, any_version).create(claim_path, c->token, create_options(create_mode::ephemeral, c->opts.acl));
+  tx.check(item_path, any_version).create(claim_path, token, create_options(create_mode::ephemeral, c->opts.acl));
   auto m = start_multi(s, tx);
   auto g = start_get(s, item_path); // pipelined: answers in the same round trip
   auto mr = co_await m;
   auto gr = co_await g;
   if (failed_with(mr, zk_errc::connection_loss)) {
-    // Ambiguous: the claim is ours only if it holds our token and belongs to our session.
+    // Ambiguous: the claim is ours only if it holds our token and belongs to
+    // our session. Asked until answered, so no claim of ours is left unheld.
+    const auto sid = s.session_id();
     auto cr = co_await start_get(s, claim_path);
-    if (cr && cr.value().data == c->token && cr.value().stat.ephemeral_owner == s.session_id()) mr = std::vector<op_result>{};
+    for (int i = 0; !cr && !failed_with(cr, zk_errc::no_node) && same_session(s, sid); ++i) {
+      (void)co_await sleep_for(s, std::chrono::milliseconds(std::min(1000, 50 * (i + 1))));
+      cr = co_await start_get(s, claim_path);
+    }
+    if (cr && cr.value().data == token && cr.value().stat.ephemeral_owner == s.session_id()) mr = std::vector<op_result>{};
     else if (cr || failed_with(cr, zk_errc::no_node)) {
       done(claim_outcome::taken, std::nullopt, std::nullopt);
       co_return;
@@ -188,6 +219,7 @@ task try_claim(std::shared_ptr<locking_core<Codec>> c, std::string bucket, std::
   st->item_path = item_path;
   st->claim_path = claim_path;
   st->sid = s.session_id();
+  st->token = token;
   st->priority = priority;
   if (!gr) {
     // We hold the claim but could not read the item: give it back.
@@ -204,8 +236,8 @@ template <class Codec>
 task scan_and_claim(std::shared_ptr<locking_core<Codec>> c, std::optional<wakeup> w,
                     unique_function<void(result<std::optional<claimed_raw>>)> done) {
   session& s = *c->s;
-  auto watch = [&]() -> watcher { return w ? w->as_watcher() : watcher{}; };
-  auto lr = co_await start_children(s, c->root, watch());
+  auto watch = [&](const std::string& path) -> watcher { return w ? c->arm(path) : watcher{}; };
+  auto lr = co_await start_children(s, c->root, watch(c->root));
   if (failed_with(lr, zk_errc::no_node)) {
     // Made here so that a wait can watch it.
     auto e = co_await start_ensure_path(s, c->root);
@@ -213,7 +245,7 @@ task scan_and_claim(std::shared_ptr<locking_core<Codec>> c, std::optional<wakeup
       done(e.error());
       co_return;
     }
-    if (w) lr = co_await start_children(s, c->root, watch());
+    if (w) lr = co_await start_children(s, c->root, watch(c->root));
     else {
       done(std::optional<claimed_raw>{});
       co_return;
@@ -228,7 +260,10 @@ task scan_and_claim(std::shared_ptr<locking_core<Codec>> c, std::optional<wakeup
     if (auto p = lane_priority(n)) lanes.push_back(*p);
   std::sort(lanes.rbegin(), lanes.rend()); // highest priority first
   std::vector<pending<children_list>> lane_lists;
-  for (int p : lanes) lane_lists.push_back(start_children(s, join(c->root, lane_name(p)), watch()));
+  for (int p : lanes) {
+    auto lp = join(c->root, lane_name(p));
+    lane_lists.push_back(start_children(s, lp, watch(lp)));
+  }
   for (std::size_t li = 0; li < lanes.size(); ++li) {
     auto bl = co_await lane_lists[li];
     if (failed_with(bl, zk_errc::no_node)) continue;
@@ -240,7 +275,7 @@ task scan_and_claim(std::shared_ptr<locking_core<Codec>> c, std::optional<wakeup
     auto bs = sorted_buckets(bl.value().names);
     for (std::size_t bi = 0; bi < bs.size(); ++bi) {
       auto bp = join(lane_path, bucket_name(bs[bi]));
-      auto il = co_await start_children(s, bp, watch());
+      auto il = co_await start_children(s, bp, watch(bp));
       if (failed_with(il, zk_errc::no_node)) continue;
       if (!il) {
         done(il.error());
@@ -301,6 +336,7 @@ task take_claim(std::shared_ptr<locking_core<Codec>> c, std::chrono::steady_cloc
     }
     std::optional<wakeup> w;
     if (watched) {
+      // Registered before any read, so a change or cancel from now on wakes it.
       w.emplace();
       c->waits.push_back(*w);
     }
@@ -378,12 +414,15 @@ task count_lanes(std::shared_ptr<locking_core<Codec>> c, unique_function<void(re
 template <class T> class queue_item {
 public:
   queue_item() = default;
-  queue_item(T value, std::shared_ptr<detail::claim_state> claim) : value_(std::move(value)), claim_(std::move(claim)) {}
+  queue_item(T value, std::shared_ptr<detail::claim_state> claim)
+      : value_(std::move(value)), path_(claim->item_path), priority_(claim->priority), claim_(std::move(claim)) {}
   queue_item(queue_item&&) noexcept = default;
   queue_item& operator=(queue_item&& o) noexcept {
     if (this != &o) {
       abandon();
       value_ = std::move(o.value_);
+      path_ = std::move(o.path_);
+      priority_ = o.priority_;
       claim_ = std::move(o.claim_);
     }
     return *this;
@@ -396,9 +435,10 @@ public:
   const T& operator*() const noexcept { return value_; }
   const T* operator->() const noexcept { return &value_; }
   /// The item's node path.
-  const std::string& path() const { return claim_->item_path; }
-  int priority() const { return claim_->priority; }
-  /// True until ack() or release() succeeded.
+  const std::string& path() const noexcept { return path_; }
+  int priority() const noexcept { return priority_; }
+  /// True until ack() or release() is called (each settles the claim for
+  /// good: retried through connection losses until its outcome is known).
   bool held() const noexcept { return claim_ != nullptr; }
 
   /// Removes the item and its claim in one multi. Handler: `void(result<void>)`;
@@ -431,6 +471,8 @@ private:
   }
 
   T value_{};
+  std::string path_;
+  int priority_ = 0;
   std::shared_ptr<detail::claim_state> claim_;
 };
 

@@ -94,6 +94,38 @@ inline task update_loop(session* sp, std::string path, std::string initial, std:
                   path + ": lost the compare-and-set " + std::to_string(max_attempts) + " times"));
 }
 
+/// set(version); an unconditional set on a missing node creates it.
+inline task write_value(session* sp, std::string path, std::string data, std::int32_t version,
+                        std::optional<acl_list> acl, unique_function<void(result<std::int32_t>)> done) {
+  session& s = *sp;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto st = co_await start_set(s, path, data, version);
+    if (st) {
+      done(st.value().version);
+      co_return;
+    }
+    if (!failed_with(st, zk_errc::no_node) || version != any_version) {
+      done(st.error());
+      co_return;
+    }
+    auto c = co_await start_create(s, path, data, create_options(create_mode::persistent, acl));
+    if (c) {
+      done(std::int32_t(0));
+      co_return;
+    }
+    if (failed_with(c, zk_errc::no_node)) {
+      if (auto e = co_await start_ensure_path(s, std::string(parent(path))); !e) {
+        done(e.error());
+        co_return;
+      }
+    } else if (!failed_with(c, zk_errc::node_exists)) {
+      done(c.error());
+      co_return;
+    }
+  }
+  done(make_error(errc::timed_out, "shared_value set", path + ": created and removed again repeatedly"));
+}
+
 } // namespace detail
 
 /// A `T` shared through one znode: get, set, compare_and_set and update
@@ -121,66 +153,86 @@ public:
 
   const std::string& path() const noexcept { return path_; }
 
-  /// The value and its version (creating the node with the initial value if missing).
-  result<versioned<T>> get() {
-    if (!valid_) return valid_.error();
-    auto n = detail::run_blocking<node>(*s_, "shared_value get", path_, [&](auto done) {
-      s_->post([s = s_, p = path_, i = initial_, a = acl_, done = std::move(done)]() mutable {
-        detail::read_or_create(s, p, i, a, std::move(done));
+  /// The value and its version (creating the node with the initial value
+  /// if missing). Handler: `void(result<versioned<T>>)`.
+  template <class H> void async_get(H&& h) {
+    if (!valid_) return fail_later<versioned<T>>(std::forward<H>(h), valid_.error());
+    s_->post([s = s_, p = path_, i = initial_, a = acl_, h = std::forward<H>(h)]() mutable {
+      detail::read_or_create(s, p, i, a, [p, h = std::move(h)](result<node> n) mutable {
+        if (!n) return h(result<versioned<T>>(n.error()));
+        auto v = decode(p, n.value().data, "shared_value get");
+        if (!v) return h(result<versioned<T>>(v.error()));
+        h(result<versioned<T>>(versioned<T>{std::move(v).value(), n.value().stat.version}));
       });
     });
-    if (!n) return n.error();
-    auto v = decode(n.value().data, "shared_value get");
-    if (!v) return v.error();
-    return versioned<T>{std::move(v).value(), n.value().stat.version};
   }
-  /// Writes unconditionally; returns the new version.
-  result<std::int32_t> set(const T& value) { return write(value, any_version); }
+  result<versioned<T>> get() {
+    return detail::run_blocking<versioned<T>>(*s_, "shared_value get", path_, [&](auto d) { async_get(std::move(d)); });
+  }
+
+  /// Writes unconditionally (creating the node if missing). Handler:
+  /// `void(result<std::int32_t>)` with the new version.
+  template <class H> void async_set(const T& value, H&& h) { write(value, any_version, std::forward<H>(h)); }
+  result<std::int32_t> set(const T& value) {
+    return detail::run_blocking<std::int32_t>(*s_, "shared_value set", path_,
+                                              [&](auto d) { async_set(value, std::move(d)); });
+  }
   /// Writes only if the stored version is still `expected_version`;
   /// zk_errc::bad_version if another write came first. Returns the new version.
-  result<std::int32_t> compare_and_set(std::int32_t expected_version, const T& value) {
-    return write(value, expected_version);
+  template <class H> void async_compare_and_set(std::int32_t expected_version, const T& value, H&& h) {
+    write(value, expected_version, std::forward<H>(h));
   }
+  result<std::int32_t> compare_and_set(std::int32_t expected_version, const T& value) {
+    return detail::run_blocking<std::int32_t>(*s_, "shared_value compare_and_set", path_, [&](auto d) {
+      async_compare_and_set(expected_version, value, std::move(d));
+    });
+  }
+
   /// Read-modify-write: `f(current) -> next`, retried on conflict (up to
-  /// max_attempts, with jittered back-off). Returns what was written.
-  template <class F> result<versioned<T>> update(F&& f, int max_attempts = 100) {
-    if (!valid_) return valid_.error();
-    std::function<result<std::string>(std::string_view)> step = [&f](std::string_view cur) -> result<std::string> {
+  /// max_attempts, with jittered back-off). `f` runs on the dispatcher
+  /// thread, possibly several times. Handler: `void(result<versioned<T>>)`
+  /// with what was written.
+  template <class F, class H> void async_update(F f, H&& h, int max_attempts = 100) {
+    if (!valid_) return fail_later<versioned<T>>(std::forward<H>(h), valid_.error());
+    std::function<result<std::string>(std::string_view)> step =
+        [f = std::move(f)](std::string_view cur) mutable -> result<std::string> {
       auto v = Codec::decode(cur);
       if (!v) return make_error(errc::decode_failed, "shared_value update", v.error().message());
       return Codec::encode(f(std::as_const(v.value())));
     };
-    auto r = detail::run_blocking<versioned<std::string>>(*s_, "shared_value update", path_, [&](auto done) {
-      s_->post([s = s_, p = path_, i = initial_, a = acl_, st = std::move(step), max_attempts,
-                done = std::move(done)]() mutable {
-        detail::update_loop(s, p, i, a, std::move(st), max_attempts, std::move(done));
-      });
+    s_->post([s = s_, p = path_, i = initial_, a = acl_, st = std::move(step), max_attempts,
+              h = std::forward<H>(h)]() mutable {
+      detail::update_loop(s, p, i, a, std::move(st), max_attempts,
+                          [p, h = std::move(h)](result<versioned<std::string>> r) mutable {
+                            if (!r) return h(result<versioned<T>>(r.error()));
+                            auto v = decode(p, r.value().value, "shared_value update");
+                            if (!v) return h(result<versioned<T>>(v.error()));
+                            h(result<versioned<T>>(versioned<T>{std::move(v).value(), r.value().version}));
+                          });
     });
-    if (!r) return r.error();
-    auto v = decode(r.value().value, "shared_value update");
-    if (!v) return v.error();
-    return versioned<T>{std::move(v).value(), r.value().version};
+  }
+  template <class F> result<versioned<T>> update(F&& f, int max_attempts = 100) {
+    return detail::run_blocking<versioned<T>>(*s_, "shared_value update", path_, [&](auto d) {
+      async_update([&f](const T& cur) { return f(cur); }, std::move(d), max_attempts);
+    });
   }
 
 private:
-  result<T> decode(std::string_view data, const char* op) const {
+  static result<T> decode(const std::string& path, std::string_view data, const char* op) {
     auto v = Codec::decode(data);
-    if (!v) return make_error(errc::decode_failed, op, path_ + ": " + v.error().message());
+    if (!v) return make_error(errc::decode_failed, op, path + ": " + v.error().message());
     return v;
   }
-  result<std::int32_t> write(const T& value, std::int32_t version) {
-    if (!valid_) return valid_.error();
+  template <class R, class H> void fail_later(H&& h, error e) {
+    s_->post([h = std::forward<H>(h), e = std::move(e)]() mutable { h(result<R>(e)); });
+  }
+  template <class H> void write(const T& value, std::int32_t version, H&& h) {
+    if (!valid_) return fail_later<std::int32_t>(std::forward<H>(h), valid_.error());
     auto e = Codec::encode(value);
-    if (!e) return make_error(errc::encode_failed, "shared_value set", path_ + ": " + e.error().message());
-    auto st = s_->set(path_, e.value(), version);
-    if (st) return st.value().version;
-    if (st.error() == zk_errc::no_node && version == any_version) {
-      auto c = s_->create(path_, e.value(), create_options(create_mode::persistent, acl_));
-      if (c) return 0;
-      if (c.error() != zk_errc::node_exists) return c.error();
-      return write(value, version);
-    }
-    return st.error();
+    if (!e) return fail_later<std::int32_t>(std::forward<H>(h), make_error(errc::encode_failed, "shared_value set", path_ + ": " + e.error().message()));
+    s_->post([s = s_, p = path_, a = acl_, d = std::move(e).value(), version, h = std::forward<H>(h)]() mutable {
+      detail::write_value(s, p, std::move(d), version, a, std::move(h));
+    });
   }
 
   session* s_;
@@ -213,9 +265,32 @@ struct counter_codec {
 class shared_counter {
 public:
   shared_counter(session& s, std::string path, std::int64_t initial = 0, std::optional<acl_list> acl = std::nullopt)
-      : v_(s, std::move(path), initial, std::move(acl)) {}
+      : session_(&s), v_(s, std::move(path), initial, std::move(acl)) {}
 
   const std::string& path() const noexcept { return v_.path(); }
+  /// Handler: `void(result<std::int64_t>)` with the new value.
+  template <class H> void async_increment(std::int64_t delta, H&& h) {
+    auto overflow = std::make_shared<bool>(false);
+    v_.async_update(
+        [delta, overflow](std::int64_t cur) {
+          std::int64_t out;
+          if (__builtin_add_overflow(cur, delta, &out)) {
+            *overflow = true;
+            return cur;
+          }
+          *overflow = false;
+          return out;
+        },
+        [p = path(), overflow, h = std::forward<H>(h)](result<versioned<std::int64_t>> r) mutable {
+          if (!r) return h(result<std::int64_t>(r.error()));
+          if (*overflow)
+            return h(result<std::int64_t>(
+                make_error(errc::invalid_argument, "counter increment", p + ": the sum overflows 64 bits")));
+          h(result<std::int64_t>(r.value().value));
+        });
+  }
+  /// Handler: `void(result<versioned<std::int64_t>>)`.
+  template <class H> void async_get(H&& h) { v_.async_get(std::forward<H>(h)); }
   result<std::int64_t> get() {
     auto r = v_.get();
     if (!r) return r.error();
@@ -228,18 +303,8 @@ public:
   }
   /// Adds `delta` (may be negative); returns the new value. errc::invalid_argument on overflow.
   result<std::int64_t> increment(std::int64_t delta = 1) {
-    bool overflow = false;
-    auto r = v_.update([&](std::int64_t cur) {
-      std::int64_t out;
-      if (__builtin_add_overflow(cur, delta, &out)) {
-        overflow = true;
-        return cur;
-      }
-      return out;
-    });
-    if (!r) return r.error();
-    if (overflow) return make_error(errc::invalid_argument, "counter increment", path() + ": the sum overflows 64 bits");
-    return r.value().value;
+    return detail::run_blocking<std::int64_t>(*session_, "counter increment", path(),
+                                              [&](auto d) { async_increment(delta, std::move(d)); });
   }
   /// Sets `value` only if the counter still holds `expected`; false if it did not.
   result<bool> compare_and_set(std::int64_t expected, std::int64_t value) {
@@ -253,6 +318,7 @@ public:
   }
 
 private:
+  session* session_;
   shared_value<std::int64_t, counter_codec> v_;
 };
 

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <coroutine>
+#include <cstdio>
 #include <exception>
 #include <future>
 #include <memory>
@@ -32,7 +33,17 @@ struct task {
     std::suspend_never initial_suspend() noexcept { return {}; }
     std::suspend_never final_suspend() noexcept { return {}; }
     void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
+    // A user handler that throws ends its task, as the dispatcher does for
+    // callbacks: reported, not fatal.
+    void unhandled_exception() noexcept {
+      try {
+        throw;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "zkrecipes: a handler threw: %s\n", e.what());
+      } catch (...) {
+        std::fprintf(stderr, "zkrecipes: a handler threw\n");
+      }
+    }
   };
 };
 
