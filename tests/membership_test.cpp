@@ -43,6 +43,14 @@ TEST_CASE("group_membership: joins and leaves arrive in order; a closed member d
   CHECK(events.pop() == "left:b");
   CHECK(view.members().empty());
   CHECK(gb.join("bad/id").error() == zkr::errc::invalid_path);
+
+  // Removing the whole group: the view reports the member gone and never
+  // makes the group's node again by itself.
+  REQUIRE(gb.join("b", "again"));
+  CHECK(events.pop() == "joined:b");
+  REQUIRE(watcher_s.remove_recursive(path));
+  CHECK(events.pop() == "left:b");
+  CHECK_FALSE(watcher_s.exists(path).value().has_value());
 }
 
 TEST_CASE("group_membership: a member whose session expires joins again by itself") {

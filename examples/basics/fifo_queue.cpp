@@ -36,7 +36,9 @@ int main(int argc, char** argv) {
   zkr::fifo_queue<std::string> q(zk, path, qo);
   if (auto r = q.put("hello"); !r) return fail("put", r.error());
   if (auto r = q.put_all({"one", "two", "three"}); !r) return fail("put_all", r.error()); // one multi
-  std::printf("size after 4 puts: %zu\n", q.size().value_or(0));
+  auto size = q.size();
+  if (!size) return fail("size", size.error());
+  std::printf("size after 4 puts: %zu\n", size.value());
   for (int i = 0; i < 4; ++i) {
     auto v = q.take(5s);
     if (!v) return fail("take", v.error());

@@ -128,9 +128,10 @@ inline task enter_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::s
       // Leave no node behind: a member that gave up must not count.
       (void)co_await start_remove(s, c->me());
       // Unless `ready` exists now: it was made while this member was counted
-      // (the multi above checks every counted member), so it is in after all.
+      // (the multi above checks every counted member), so it is in after all
+      // (the others passed counting it), whatever made it give up.
       auto again = co_await start_exists(s, c->ready());
-      if (!failure && !cancelled && again && again.value()) {
+      if (again && again.value()) {
         auto back = co_await start_create(s, c->me(), {}, create_options(create_mode::ephemeral, c->acl));
         if (back || failed_with(back, zk_errc::node_exists)) break;
       }

@@ -77,38 +77,45 @@ inline task watch_group(std::shared_ptr<membership_core> c) {
     wakeup w;
     c->current = w;
     auto lst = co_await start_children(s, c->path, w.as_watcher());
+    std::map<std::string, group_member> now;
     if (failed_with(lst, zk_errc::no_node)) {
-      auto e = co_await start_ensure_path(s, c->path);
-      if (!e) (void)co_await sleep_for(s, std::chrono::milliseconds(200));
-      continue;
-    }
-    if (!lst) {
+      // No group node (yet, or removed): nobody is a member. Wait for it to
+      // be made with an exists watch; never create it here.
+      w = wakeup{};
+      c->current = w;
+      auto ex = co_await start_exists(s, c->path, w.as_watcher());
+      if (ex && ex.value()) continue; // made meanwhile: list it
+      if (!ex) {
+        (void)co_await sleep_for(s, std::chrono::milliseconds(std::min(1000, 50 << std::min(failures++, 4))));
+        continue;
+      }
+    } else if (!lst) {
       if (failed_with(lst, errc::closed)) break;
       // Suspended or expired: try again once the session is back.
       (void)co_await sleep_for(s, std::chrono::milliseconds(std::min(1000, 50 << std::min(failures++, 4))));
       continue;
-    }
-    failures = 0;
-    std::vector<std::pair<std::string, pending<node>>> reads;
-    for (auto& n : lst.value().names) reads.emplace_back(n, start_get(s, join(c->path, n)));
-    std::map<std::string, group_member> now;
-    bool retry = false;
-    for (auto& [n, p] : reads) {
-      auto g = co_await p;
-      if (failed_with(g, zk_errc::no_node)) continue; // left meanwhile
-      if (!g) {
-        retry = true;
+    } else {
+      failures = 0;
+      std::vector<std::pair<std::string, pending<node>>> reads;
+      for (auto& n : lst.value().names) reads.emplace_back(n, start_get(s, join(c->path, n)));
+      bool retry = false;
+      for (auto& [n, p] : reads) {
+        auto g = co_await p;
+        if (failed_with(g, zk_errc::no_node)) continue; // left meanwhile
+        if (!g) {
+          retry = true;
+          continue;
+        }
+        now[n] = group_member{n, g.value().data, g.value().stat.czxid, g.value().stat.ephemeral_owner};
+      }
+      if (retry) {
+        // A member we cannot read (e.g. its ACL refuses us): wait for the
+        // watch or a while, never spin.
+        auto timer = fire_after(s, std::chrono::milliseconds(500), w);
+        co_await w;
+        s.cancel_timer(timer);
         continue;
       }
-      now[n] = group_member{n, g.value().data, g.value().stat.czxid, g.value().stat.ephemeral_owner};
-    }
-    if (retry) {
-      // A member we cannot read (e.g. its ACL refuses us): wait for the
-      // watch or a while, never spin.
-      auto timer = fire_after(s, std::chrono::milliseconds(500), w);
-      co_await w;
-      s.cancel_timer(timer);
-      continue;
     }
     std::vector<membership_event> events;
     std::vector<group_member> left, joined;
@@ -131,7 +138,15 @@ inline task watch_group(std::shared_ptr<membership_core> c) {
     }
     auto ls = c->listeners; // a listener may add or remove listeners
     for (auto& e : events)
-      for (auto& [id, fn] : ls) fn(e);
+      for (auto& [id, fn] : ls) {
+        try {
+          fn(e);
+        } catch (const std::exception& ex) { // a listener's failure must not stop the view
+          std::fprintf(stderr, "zkrecipes: group %s: a listener threw: %s\n", c->path.c_str(), ex.what());
+        } catch (...) {
+          std::fprintf(stderr, "zkrecipes: group %s: a listener threw\n", c->path.c_str());
+        }
+      }
     auto ws = std::move(c->init_waiters);
     c->init_waiters.clear();
     for (auto& h : ws) h(outcome::success());

@@ -79,6 +79,7 @@ inline task settle_claim(std::shared_ptr<claim_state> c, bool ack, unique_functi
     done(make_error(errc::not_held, op, c->item_path + ": already acked or released"));
     co_return;
   }
+  bool remove_item = ack;
   for (int attempt = 0;; ++attempt) {
     if (!same_session(s, c->sid)) {
       c->done = true;
@@ -92,15 +93,18 @@ inline task settle_claim(std::shared_ptr<claim_state> c, bool ack, unique_functi
       else done(make_error(errc::lock_lost, op, c->item_path + ": the claim went with its session; the item is queued again"));
       co_return;
     }
+    if (attempt > 0) (void)co_await sleep_for(s, std::chrono::milliseconds(std::min(1000, 20 * attempt)));
     multi_op tx;
     tx.remove(c->claim_path);
-    if (ack) tx.remove(c->item_path);
+    if (remove_item) tx.remove(c->item_path);
     auto m = co_await start_multi(s, tx);
     if (m) {
       c->done = true;
       done(outcome::success());
       co_return;
     }
+    if (failed_with(m, zk_errc::session_expired) || failed_with(m, errc::closed) || failed_with(m, zk_errc::closing))
+      continue; // the session is gone: settled at the top
     if (!failed_with(m, zk_errc::connection_loss) && !failed_with(m, zk_errc::no_node) &&
         !failed_with(m, zk_errc::operation_timeout)) {
       done(m.error());
@@ -109,12 +113,13 @@ inline task settle_claim(std::shared_ptr<claim_state> c, bool ack, unique_functi
     // Find out what happened.
     auto item = co_await start_exists(s, c->item_path);
     auto claim = co_await start_get(s, c->claim_path);
-    if (!item || (!claim && !failed_with(claim, zk_errc::no_node))) {
-      (void)co_await sleep_for(s, std::chrono::milliseconds(std::min(1000, 50 * (attempt + 1))));
-      continue; // still disconnected: ask again
-    }
+    if (!item || (!claim && !failed_with(claim, zk_errc::no_node))) continue; // still disconnected: ask again
     const bool ours = claim && claim.value().data == c->token && claim.value().stat.ephemeral_owner == c->sid;
-    if (ours) continue; // not applied: send it again
+    if (ours) {
+      // Not applied: send it again (only the claim if the item was removed by hand).
+      if (!item.value()) remove_item = false;
+      continue;
+    }
     c->done = true;
     if (ack && item.value()) {
       done(make_error(errc::lock_lost, op, c->item_path + ": the claim was removed by someone else"));
@@ -188,7 +193,7 @@ task try_claim(std::shared_ptr<locking_core<Codec>> c, std::string bucket, std::
   auto g = start_get(s, item_path); // pipelined: answers in the same round trip
   auto mr = co_await m;
   auto gr = co_await g;
-  if (failed_with(mr, zk_errc::connection_loss)) {
+  if (failed_with(mr, zk_errc::connection_loss) || failed_with(mr, zk_errc::operation_timeout)) {
     // Ambiguous: the claim is ours only if it holds our token and belongs to
     // our session. Asked until answered, so no claim of ours is left unheld.
     const auto sid = s.session_id();
