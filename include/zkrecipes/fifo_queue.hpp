@@ -105,7 +105,7 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
       done(make_error(errc::closed, "queue take", c->root));
       co_return;
     }
-    if (wait && std::chrono::steady_clock::now() >= deadline + std::chrono::milliseconds(1)) {
+    if (wait && listed && std::chrono::steady_clock::now() >= deadline) { // looked at least once
       done(make_error(errc::timed_out, "queue take", c->root));
       co_return;
     }

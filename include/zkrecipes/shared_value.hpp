@@ -22,11 +22,20 @@
 
 namespace zkrecipes {
 
+// GCC 12 reports a false "may be used uninitialized" when a result holding
+// an error is moved (see node.hpp); it is attributed to these members.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 /// A value with the data version it was read at (the compare-and-set key).
 template <class T> struct versioned {
   T value;
   std::int32_t version = 0;
 };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 namespace detail {
 
