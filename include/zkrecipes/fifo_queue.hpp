@@ -34,7 +34,7 @@ namespace zkrecipes {
 
 namespace detail {
 
-template <class Codec> struct fifo_core : std::enable_shared_from_this<fifo_core<Codec>> {
+template <class Codec> struct fifo_core : take_waits, std::enable_shared_from_this<fifo_core<Codec>> {
   using value_type = typename Codec::value_type;
   session* s;
   std::string root;
@@ -47,22 +47,9 @@ template <class Codec> struct fifo_core : std::enable_shared_from_this<fifo_core
   std::deque<std::string> names;       // its items not yet tried, ascending
   std::map<std::string, pending<node>> prefetched;
   std::set<std::string> poison; // items that do not decode: left in place, skipped
-  std::vector<wakeup> waits;
-  std::set<std::string> armed; // paths with a children watch set and not yet fired
   std::optional<error> deferred; // a decode error met after a batch had items: told by the next take
-  std::uint64_t cancel_gen = 0;
-  bool closed = false;
 
-  /// A children watch on `path` unless one is already set (see locking_core::arm).
-  watcher arm(const std::string& path) {
-    if (!armed.insert(path).second) return {};
-    return [wc = this->weak_from_this(), path](result<watch_event>) {
-      if (auto c = wc.lock()) {
-        c->armed.erase(path);
-        c->fire_waits();
-      }
-    };
-  }
+  watcher arm(const std::string& path) { return take_waits::arm(path, this->weak_from_this()); }
 
   fifo_core(session& ss, std::string p, queue_options o)
       : s(&ss), root(std::move(p)), opts(std::move(o)),
@@ -81,11 +68,6 @@ template <class Codec> struct fifo_core : std::enable_shared_from_this<fifo_core
     bucket.reset();
     names.clear();
     prefetched.clear();
-  }
-  void fire_waits() {
-    auto ws = std::move(waits);
-    waits.clear();
-    for (auto& w : ws) w.fire();
   }
 };
 
@@ -446,32 +428,19 @@ public:
   /// Ends every take waiting now with errc::cancelled (takes already
   /// deleting an item still deliver it).
   void cancel() {
-    s_->post([c = c_] {
-      ++c->cancel_gen;
-      c->fire_waits();
-    });
+    s_->post([c = c_] { c->cancel(); });
   }
   /// Ends waiting takes with errc::closed; later takes fail with it (puts,
   /// peek and size still work).
   void close() {
     if (!c_) return;
-    s_->post([c = c_] {
-      c->closed = true;
-      c->fire_waits();
-    });
+    s_->post([c = c_] { c->close(); });
   }
 
 private:
   result<std::vector<std::string>> encoded(std::span<const T> values) const {
     if (!valid_) return valid_.error();
-    std::vector<std::string> out;
-    out.reserve(values.size());
-    for (auto& v : values) {
-      auto e = Codec::encode(v);
-      if (!e) return make_error(errc::encode_failed, "queue put", path_ + ": " + e.error().message());
-      out.push_back(std::move(e).value());
-    }
-    return out;
+    return detail::encode_all<Codec>(values, path_);
   }
   template <class H> void fail_later(H&& h, error e) {
     s_->post([h = std::forward<H>(h), e = std::move(e)]() mutable { h(e); });

@@ -135,7 +135,7 @@ struct claimed_raw {
   std::string data;
 };
 
-template <class Codec> struct locking_core : std::enable_shared_from_this<locking_core<Codec>> {
+template <class Codec> struct locking_core : take_waits, std::enable_shared_from_this<locking_core<Codec>> {
   session* s;
   std::string root;
   queue_options opts;
@@ -143,22 +143,8 @@ template <class Codec> struct locking_core : std::enable_shared_from_this<lockin
   std::uint64_t claims = 0;                // makes each claim's data unique
   std::map<int, std::unique_ptr<bucket_appender>> appenders;
   std::set<std::string> poison;
-  std::vector<wakeup> waits;
-  std::set<std::string> armed; // paths with a children watch set and not yet fired
-  std::uint64_t cancel_gen = 0;
-  bool closed = false;
 
-  /// A children watch on `path` unless one is already set: one per path per
-  /// object, whatever the number of waits, so idle takes pile none up.
-  watcher arm(const std::string& path) {
-    if (!armed.insert(path).second) return {};
-    return [wc = this->weak_from_this(), path](result<watch_event>) {
-      if (auto c = wc.lock()) {
-        c->armed.erase(path);
-        c->fire_waits();
-      }
-    };
-  }
+  watcher arm(const std::string& path) { return take_waits::arm(path, this->weak_from_this()); }
 
   locking_core(session& ss, std::string p, queue_options o) : s(&ss), root(std::move(p)), opts(std::move(o)) {}
 
@@ -168,11 +154,6 @@ template <class Codec> struct locking_core : std::enable_shared_from_this<lockin
       a.reset(new bucket_appender{s, join(root, lane_name(priority)), opts.bucket_capacity, opts.acl, {}, 0, {},
                                   false, {}});
     return a.get();
-  }
-  void fire_waits() {
-    auto ws = std::move(waits);
-    waits.clear();
-    for (auto& w : ws) w.fire();
   }
 };
 
@@ -575,18 +556,12 @@ public:
 
   /// Ends every take waiting now with errc::cancelled.
   void cancel() {
-    s_->post([c = c_] {
-      ++c->cancel_gen;
-      c->fire_waits();
-    });
+    s_->post([c = c_] { c->cancel(); });
   }
   /// Ends waiting takes with errc::closed. Items already taken stay claimed
   /// until acked, released or their session ends.
   void close() {
-    s_->post([c = c_] {
-      c->closed = true;
-      c->fire_waits();
-    });
+    s_->post([c = c_] { c->close(); });
   }
 
 private:
@@ -596,13 +571,7 @@ private:
       return make_error(errc::invalid_argument, "queue put",
                         path_ + ": priority " + std::to_string(priority) + " is outside 0..999");
     if (values.empty()) return make_error(errc::invalid_argument, "queue put_all", path_ + ": no items");
-    std::vector<std::string> out;
-    for (auto& v : values) {
-      auto e = Codec::encode(v);
-      if (!e) return make_error(errc::encode_failed, "queue put", path_ + ": " + e.error().message());
-      out.push_back(std::move(e).value());
-    }
-    return out;
+    return detail::encode_all<Codec>(std::span<const T>(values), path_);
   }
   template <class H> void start(std::chrono::milliseconds timeout, bool wait, H&& h) {
     if (!valid_) {

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -238,6 +240,54 @@ inline task append_items(std::shared_ptr<void> keep, bucket_appender* a, std::ve
     done(res.error());
     co_return;
   }
+}
+
+/// What the queues' waiting takes share: the waits to wake, the paths with
+/// a children watch set, and the cancel and close flags (dispatcher thread).
+struct take_waits {
+  std::vector<wakeup> waits;
+  std::set<std::string> armed; // paths with a children watch set and not yet fired
+  std::uint64_t cancel_gen = 0;
+  bool closed = false;
+
+  void fire_waits() {
+    auto ws = std::move(waits);
+    waits.clear();
+    for (auto& w : ws) w.fire();
+  }
+  void cancel() {
+    ++cancel_gen;
+    fire_waits();
+  }
+  void close() {
+    closed = true;
+    fire_waits();
+  }
+  /// A children watch on `path` unless one is already set: one per path per
+  /// object, whatever the number of waits, so idle takes pile none up. Its
+  /// firing wakes every wait. `self` is this object, owned by a shared_ptr.
+  watcher arm(const std::string& path, std::weak_ptr<take_waits> self) {
+    if (!armed.insert(path).second) return {};
+    return [self = std::move(self), path](result<watch_event>) {
+      if (auto t = self.lock()) {
+        t->armed.erase(path);
+        t->fire_waits();
+      }
+    };
+  }
+};
+
+/// Encodes every value with Codec, naming the queue on failure.
+template <class Codec>
+result<std::vector<std::string>> encode_all(std::span<const typename Codec::value_type> values, const std::string& path) {
+  std::vector<std::string> out;
+  out.reserve(values.size());
+  for (auto& v : values) {
+    auto e = Codec::encode(v);
+    if (!e) return make_error(errc::encode_failed, "queue put", path + ": " + e.error().message());
+    out.push_back(std::move(e).value());
+  }
+  return out;
 }
 
 /// One item handed to a consumer: its path and stored bytes.
