@@ -84,6 +84,7 @@ enum class errc : int {
   harness_failed,        ///< the test harness could not start or drive a server
   cancelled,             ///< a wait was given up through its stop token
   not_held,              ///< release or unlock of something not held
+  unavailable,           ///< no instance of a service is up
 };
 
 namespace detail {
@@ -168,6 +169,7 @@ public:
     case errc::harness_failed: return "test harness failure";
     case errc::cancelled: return "cancelled";
     case errc::not_held: return "not held";
+    case errc::unavailable: return "no instance available";
     }
     return "zkrecipes error " + std::to_string(c);
   }

@@ -96,9 +96,12 @@ public:
 };
 
 // ---- operations, started at once ------------------------------------------
-inline pending<node> start_get(session& s, const std::string& path) {
+inline pending<node> start_get(session& s, const std::string& path, watcher w = {}) {
   pending<node> p;
-  s.async_get(path, p.handler());
+  if (w)
+    s.async_get(path, std::move(w), p.handler());
+  else
+    s.async_get(path, p.handler());
   return p;
 }
 inline pending<void> start_remove(session& s, const std::string& path, std::int32_t version = any_version) {

@@ -1,0 +1,312 @@
+// Service registry: an instance of a service registers itself as a protected
+// ephemeral sequential node; it goes away with the process (its session),
+// and comes back by itself after a session expiry, with its latest payload.
+//
+// Layout (docs/service_registry.md):
+//   <base>/<service>/_c_<guid>-<instance id>-NNNNNNNNNN   ephemeral, data = the instance record
+#pragma once
+
+#include "zkrecipes/detail/coro.hpp"
+#include "zkrecipes/error.hpp"
+#include "zkrecipes/path.hpp"
+#include "zkrecipes/protected_create.hpp"
+#include "zkrecipes/session.hpp"
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zkrecipes {
+
+/// One instance of a service, as registered and as discovered.
+struct service_instance {
+  std::string service;  ///< e.g. "push-server"
+  std::string id;       ///< unique within the service, e.g. "host-a-8080"
+  std::string address;  ///< host or IP the instance listens on
+  std::map<std::string, std::uint16_t> ports; ///< named ports, e.g. {"http", 8080}
+  std::string payload;  ///< anything else (bytes)
+  // Filled in by discovery:
+  std::string node;            ///< the znode's name
+  std::int64_t czxid = 0;      ///< tells a re-registered instance from the one before
+  std::int64_t session_id = 0; ///< the owning session
+  /// A named port, or 0.
+  std::uint16_t port(std::string_view name) const {
+    auto it = ports.find(std::string(name));
+    return it == ports.end() ? 0 : it->second;
+  }
+};
+
+/// Where a registry lives.
+struct registry_options {
+  std::string base_path = "/services";
+  std::optional<acl_list> acl; ///< of the instance nodes (the session's default if none)
+};
+
+namespace detail {
+
+inline bool registry_text_ok(std::string_view v) { return v.find('\n') == std::string_view::npos && v.find('\0') == std::string_view::npos; }
+
+/// The instance record: "key=value" lines, then the payload's length and bytes.
+inline result<std::string> encode_instance(const service_instance& in) {
+  auto bad = [&](const char* what) {
+    return make_error(errc::invalid_argument, "service instance", in.service + "/" + in.id + ": " + what);
+  };
+  if (auto v = validate_name(in.service, "service name"); !v) return v.error();
+  if (auto v = validate_name(in.id, "instance id"); !v) return v.error();
+  if (in.address.empty() || !registry_text_ok(in.address)) return bad("address empty or holding a line break");
+  std::string out = "zkrecipes-instance 1\nservice=" + in.service + "\nid=" + in.id + "\naddress=" + in.address + "\n";
+  for (auto& [name, port] : in.ports) {
+    if (name.empty() || !registry_text_ok(name) || name.find('=') != std::string::npos)
+      return bad("port name empty or holding '=' or a line break");
+    out += "port." + name + "=" + std::to_string(port) + "\n";
+  }
+  out += "payload=" + std::to_string(in.payload.size()) + "\n";
+  out += in.payload;
+  return out;
+}
+
+inline result<service_instance> decode_instance(std::string_view b) {
+  auto fail = [](std::string why) { return make_error(errc::decode_failed, "service instance", std::move(why)); };
+  service_instance in;
+  auto line = [&](std::string_view& rest) -> std::optional<std::string_view> {
+    auto nl = rest.find('\n');
+    if (nl == std::string_view::npos) return std::nullopt;
+    auto l = rest.substr(0, nl);
+    rest.remove_prefix(nl + 1);
+    return l;
+  };
+  std::string_view rest = b;
+  auto magic = line(rest);
+  if (!magic || *magic != "zkrecipes-instance 1") return fail("not a zkrecipes instance record");
+  while (true) {
+    auto l = line(rest);
+    if (!l) return fail("record ends before its payload line");
+    auto eq = l->find('=');
+    if (eq == std::string_view::npos) return fail("a line without '=': " + std::string(l->substr(0, 40)));
+    auto key = l->substr(0, eq), val = l->substr(eq + 1);
+    if (key == "service") in.service = val;
+    else if (key == "id") in.id = val;
+    else if (key == "address") in.address = val;
+    else if (key.starts_with("port.")) {
+      unsigned p = 0;
+      auto [end, ec] = std::from_chars(val.data(), val.data() + val.size(), p);
+      if (ec != std::errc() || end != val.data() + val.size() || p > 65535)
+        return fail("bad port " + std::string(key.substr(5)) + "=" + std::string(val));
+      in.ports[std::string(key.substr(5))] = std::uint16_t(p);
+    } else if (key == "payload") {
+      std::size_t n = 0;
+      auto [end, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
+      if (ec != std::errc() || end != val.data() + val.size() || n != rest.size())
+        return fail("payload length " + std::string(val) + " does not match the " + std::to_string(rest.size()) +
+                    " bytes that follow");
+      in.payload = rest;
+      break;
+    } // other keys: written by a newer version; ignored
+  }
+  if (in.service.empty() || in.id.empty() || in.address.empty()) return fail("service, id or address missing");
+  return in;
+}
+
+struct registration_core {
+  session* s = nullptr;
+  registry_options opts;
+  std::string parent;              ///< <base>/<service>
+  // Dispatcher thread:
+  service_instance instance;               ///< with the latest payload
+  bool wanted = false;                     ///< registered (or to be, after an expiry)
+  std::string node;                        ///< full path of our node, when registered
+  std::int64_t node_sid = 0;               ///< the session that owns it
+  bool registering = false;
+  bool closed = false;
+};
+
+/// Creates the instance node (protected: a lost reply is settled by finding
+/// our node, never by a second one). Ensures the parent on no_node.
+inline task register_instance(std::shared_ptr<registration_core> c, unique_function<void(result<std::string>)> done) {
+  session& s = *c->s;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (c->closed || !c->wanted) {
+      done(make_error(errc::cancelled, "service register", c->parent + ": unregistered or closed meanwhile"));
+      co_return;
+    }
+    auto bytes = encode_instance(c->instance);
+    if (!bytes) {
+      done(bytes.error());
+      co_return;
+    }
+    protected_options po;
+    po.mode = create_mode::ephemeral_sequential;
+    po.acl = c->opts.acl;
+    pending<created_node> p;
+    async_protected_create(s, c->parent, c->instance.id + "-", bytes.value(), po, p.handler());
+    auto r = co_await p;
+    if (r) {
+      if (c->closed || !c->wanted) { // unregistered while the create was on its way
+        s.async_remove(r.value().path, any_version, [](result<void>) {});
+        done(make_error(errc::cancelled, "service register", r.value().path + ": unregistered meanwhile"));
+        co_return;
+      }
+      c->node = r.value().path;
+      c->node_sid = r.value().stat.ephemeral_owner;
+      done(c->node);
+      co_return;
+    }
+    if (failed_with(r, zk_errc::no_node)) {
+      if (auto e = co_await start_ensure_path(s, c->parent); !e) {
+        done(e.error());
+        co_return;
+      }
+      continue;
+    }
+    done(r.error());
+    co_return;
+  }
+  done(make_error(errc::timed_out, "service register", c->parent + ": the parent keeps vanishing"));
+}
+
+} // namespace detail
+
+/// One registered instance. Registered by start(); unregistered by stop()
+/// or the destructor; re-registered by itself after a session expiry.
+///
+/// \code
+/// zkrecipes::service_instance me{.service = "api", .id = "a1", .address = "127.0.0.1",
+///                                .ports = {{"http", 8080}}};
+/// zkrecipes::service_registration reg(s, me);
+/// reg.start();
+/// reg.update_payload("load=0.3");
+/// \endcode
+/// \note After an expiry the old node is gone with the old session, so the
+///       new one never meets node_exists; it carries the latest payload given
+///       to update_payload(), and is not made at all once stop() was called
+///       (apache/curator issues 685, 702). A failed re-registration is retried
+///       every second and written to stderr. The session must outlive it.
+class service_registration {
+public:
+  service_registration(session& s, service_instance instance, registry_options opts = {})
+      : s_(&s), c_(std::make_shared<detail::registration_core>()) {
+    c_->s = &s;
+    c_->opts = std::move(opts);
+    c_->instance = std::move(instance);
+    valid_ = validate_path(c_->opts.base_path, "service registry");
+    if (valid_) {
+      auto e = detail::encode_instance(c_->instance);
+      if (!e) valid_ = e.error();
+    }
+    c_->parent = valid_ ? join(c_->opts.base_path, c_->instance.service) : std::string();
+    lid_ = s.add_listener([c = std::weak_ptr(c_)](const session_event& e) {
+      auto core = c.lock();
+      if (!core || !core->wanted || e.state != session_state::connected || core->node_sid == e.session_id) return;
+      if (core->registering) return;
+      reregister(core);
+    });
+  }
+  service_registration(const service_registration&) = delete;
+  service_registration& operator=(const service_registration&) = delete;
+  ~service_registration() {
+    s_->remove_listener(lid_);
+    detail::run_on_dispatcher(*s_, [c = c_] {
+      c->closed = true;
+      c->wanted = false;
+      if (!c->node.empty()) c->s->async_remove(std::exchange(c->node, {}), any_version, [](result<void>) {});
+    });
+  }
+
+  /// Registers the instance. Handler: `void(result<std::string>)` with the node path.
+  template <class H> void async_start(H&& h) {
+    if (!valid_) {
+      s_->post([h = std::forward<H>(h), e = valid_.error()]() mutable { h(result<std::string>(e)); });
+      return;
+    }
+    s_->post([c = c_, h = std::forward<H>(h)]() mutable {
+      if (c->wanted)
+        return h(result<std::string>(
+            make_error(errc::already_started, "service register", join(c->parent, c->instance.id))));
+      c->wanted = true;
+      c->registering = true;
+      detail::register_instance(c, [c, h = std::move(h)](result<std::string> r) mutable {
+        c->registering = false;
+        if (!r && r.error() != errc::cancelled) c->wanted = false; // not registered: start() may be tried again
+        h(std::move(r));
+      });
+    });
+  }
+  /// Blocking form; returns the node path.
+  result<std::string> start() {
+    return detail::run_blocking<std::string>(*s_, "service register", c_->parent, [&](auto done) {
+      async_start(std::move(done));
+    });
+  }
+
+  /// Replaces the payload: kept for re-registration, and written to the node.
+  /// If the node cannot be written now (an expiry in progress), the error is
+  /// returned but the new payload is kept and goes into the next registration.
+  result<void> update_payload(std::string payload) {
+    return detail::run_blocking<void>(*s_, "service update", c_->parent, [&](auto done) {
+      s_->post([c = c_, payload = std::move(payload), done = std::move(done)]() mutable {
+        if (!c->wanted) return done(result<void>(make_error(errc::not_started, "service update", c->parent)));
+        c->instance.payload = std::move(payload);
+        auto bytes = detail::encode_instance(c->instance);
+        if (!bytes) return done(result<void>(bytes.error()));
+        if (c->node.empty() || c->registering)
+          return done(result<void>(make_error(errc::not_connected, "service update",
+                                              c->parent + ": not registered now; the payload goes with the next registration")));
+        c->s->async_set(c->node, bytes.value(), any_version, [done = std::move(done)](result<zkrecipes::stat> r) mutable {
+          if (r) return done(result<void>(outcome::success()));
+          done(result<void>(r.error()));
+        });
+      });
+    });
+  }
+
+  /// Unregisters (removes the node); not registered again after an expiry.
+  result<void> stop() {
+    return detail::run_blocking<void>(*s_, "service unregister", c_->parent, [&](auto done) {
+      s_->post([c = c_, done = std::move(done)]() mutable {
+        c->wanted = false;
+        if (c->node.empty()) return done(result<void>(outcome::success()));
+        c->s->async_remove(std::exchange(c->node, {}), any_version, [done = std::move(done)](result<void> r) mutable {
+          // An expired session took its ephemeral node with it.
+          if (r || r.error() == zk_errc::no_node || is_session_expired(r.error()))
+            return done(result<void>(outcome::success()));
+          done(std::move(r));
+        });
+      });
+    });
+  }
+
+  /// The node path of the current registration (empty when not registered).
+  std::string node_path() const {
+    std::string out;
+    detail::run_on_dispatcher(*s_, [&] { out = c_->node; });
+    return out;
+  }
+
+private:
+  static void reregister(std::shared_ptr<detail::registration_core> core) {
+    core->registering = true;
+    core->node.clear(); // the old session's node is gone with it
+    detail::register_instance(core, [core](result<std::string> r) {
+      core->registering = false;
+      if (r || core->closed || !core->wanted || r.error() == errc::cancelled || r.error() == errc::closed) return;
+      std::fprintf(stderr, "zkrecipes: service %s: re-registration failed (%s); trying again\n", core->parent.c_str(),
+                   r.error().message().c_str());
+      core->s->post_after(std::chrono::seconds(1), [core] {
+        if (!core->closed && core->wanted && core->node.empty() && !core->registering) reregister(core);
+      });
+    });
+  }
+
+  session* s_;
+  std::shared_ptr<detail::registration_core> c_;
+  result<void> valid_ = outcome::success();
+  listener_id lid_ = 0;
+};
+
+} // namespace zkrecipes
