@@ -28,8 +28,8 @@ struct recorder {
 TEST_CASE("node_cache: follows a node through create, updates and delete") {
   auto s = connect_shared();
   auto path = unique_root("node-cache") + "/flags";
+  recorder rec(path); // before the cache: its listener writes here until the cache is gone
   zkr::node_cache nc(s, path);
-  recorder rec(path);
   nc.add_listener(rec.fn());
   REQUIRE(nc.start());
   CHECK_FALSE(nc.current().has_value());
@@ -57,9 +57,9 @@ TEST_CASE("node_cache: rapid writes end on the last value, never going back") {
   auto path = unique_root("node-cache-rapid");
   auto w = connect_shared();
   REQUIRE(w.create(path, "0"));
-  zkr::node_cache nc(s, path);
   std::vector<int> seen;
   std::mutex m;
+  zkr::node_cache nc(s, path);
   nc.add_listener([&](const zkr::cache_event& e) {
     std::lock_guard lk(m);
     seen.push_back(std::stoi(e.data.data));
@@ -83,8 +83,8 @@ TEST_CASE("children_cache: initial snapshot, then adds, updates and removes") {
   REQUIRE(w.create(path + "/a", "1"));
   REQUIRE(w.create(path + "/b", "2"));
   REQUIRE(w.create(path + "/b/deep", "not mirrored"));
-  zkr::children_cache cc(s, path);
   recorder rec(path);
+  zkr::children_cache cc(s, path);
   cc.add_listener(rec.fn());
   REQUIRE(cc.start());
   auto kids = cc.children();
@@ -121,8 +121,8 @@ TEST_CASE("children_cache: a child deleted and re-created while disconnected is 
   REQUIRE(w.ensure_path(path));
   REQUIRE(w.create(path + "/x", "old"));
   REQUIRE(w.create(path + "/y", "same"));
-  zkr::children_cache cc(s, path);
   recorder rec(path);
+  zkr::children_cache cc(s, path);
   cc.add_listener(rec.fn());
   REQUIRE(cc.start());
   auto old_czxid = cc.child("x")->stat.czxid;
@@ -158,8 +158,8 @@ TEST_CASE("tree_cache: mirrors a subtree; a removed subtree is told deepest firs
   REQUIRE(w.create(root + "/a", "a"));
   REQUIRE(w.create(root + "/a/b", "b"));
   REQUIRE(w.create(root + "/a/b/c", "c"));
-  zkr::tree_cache tc(s, root);
   recorder rec(root);
+  zkr::tree_cache tc(s, root);
   tc.add_listener(rec.fn());
   REQUIRE(tc.start());
   CHECK(tc.nodes().size() == 4);
@@ -202,8 +202,8 @@ TEST_CASE("caches converge after a server restart") {
   auto s = connect(srv.connect_string(), 10000ms);
   auto root = unique_root("cache-restart");
   REQUIRE(s.ensure_path(root + "/k"));
-  zkr::tree_cache tc(s, root);
   recorder rec(root);
+  zkr::tree_cache tc(s, root);
   tc.add_listener(rec.fn());
   REQUIRE(tc.start());
   state_log log(s);
@@ -224,9 +224,9 @@ TEST_CASE("caches rebuild after the session expires, including changes made mean
   REQUIRE(w.ensure_path(root));
   REQUIRE(w.create(root + "/keep", "k"));
   REQUIRE(w.create(root + "/drop", "d"));
+  recorder rec(root), nrec(root);
   zkr::children_cache cc(s, root);
   zkr::node_cache nc(s, root + "/keep");
-  recorder rec(root), nrec(root);
   cc.add_listener(rec.fn());
   nc.add_listener(nrec.fn());
   REQUIRE(cc.start());
@@ -255,9 +255,9 @@ TEST_CASE("caches: a listener that throws does not stop the mirror; close stops 
   auto path = unique_root("cache-throw");
   auto w = connect_shared();
   REQUIRE(w.ensure_path(path));
+  recorder rec(path);
   zkr::children_cache cc(s, path);
   cc.add_listener([](const zkr::cache_event&) { throw std::runtime_error("listener failure"); });
-  recorder rec(path);
   auto id = cc.add_listener(rec.fn());
   REQUIRE(cc.start());
   REQUIRE(w.create(path + "/a", "1"));
@@ -269,7 +269,10 @@ TEST_CASE("caches: a listener that throws does not stop the mirror; close stops 
   CHECK(cc.wait_until([&](auto& v) { return v.count(path + "/c") == 1; }, 10s));
   CHECK(rec.events.size() == 0);
   cc.close();
+  // A second cache on the same session sees /d: by then a live cc would have too.
+  zkr::children_cache witness(s, path);
+  REQUIRE(witness.start());
   REQUIRE(w.create(path + "/d", "4"));
-  REQUIRE(w.sync(path));
+  CHECK(witness.wait_until([&](auto& v) { return v.count(path + "/d") == 1; }, 10s));
   CHECK_FALSE(cc.child("d"));
 }

@@ -107,9 +107,9 @@ TEST_CASE("config: 16 subscribers on their own sessions follow 200 rapid version
   constexpr int subscribers = 16;
   std::vector<zkr::session> sessions;
   sessions.reserve(subscribers); // recipes keep a pointer to their session
-  std::vector<std::unique_ptr<zkr::config<int, number_codec>::subscriber>> subs;
-  std::vector<std::vector<std::int32_t>> seen(subscribers);
+  std::vector<std::vector<std::int32_t>> seen(subscribers); // before subs: their listeners write here
   std::mutex m;
+  std::vector<std::unique_ptr<zkr::config<int, number_codec>::subscriber>> subs;
   for (int i = 0; i < subscribers; ++i) {
     sessions.push_back(connect_shared());
     subs.push_back(std::make_unique<zkr::config<int, number_codec>::subscriber>(sessions.back(), path));
@@ -128,6 +128,11 @@ TEST_CASE("config: 16 subscribers on their own sessions follow 200 rapid version
     CHECK(subs[i]->wait_for_version(200, 30s));
     CHECK(subs[i]->current()->value == 200);
   }
+  // current() moves before listeners run: wait for the last call too.
+  CHECK(eventually([&] {
+    std::lock_guard lk(m);
+    return std::all_of(seen.begin(), seen.end(), [](auto& v) { return !v.empty() && v.back() == 200; });
+  }));
   std::lock_guard lk(m);
   for (int i = 0; i < subscribers; ++i) {
     INFO("subscriber " << i);
@@ -158,9 +163,8 @@ TEST_CASE("config: a subscriber started while ZooKeeper is unreachable runs on t
   auto proxy = zkr::testing::tcp_proxy::start(srv.port()).value();
   proxy.refuse(true);
   auto s = zkr::session::open(options_for(proxy.connect_string())).value();
+  mailbox<std::string> live; // before sub: its listener writes here
   zkr::config<std::string>::subscriber sub(s, path, o);
-  std::vector<std::string> heard;
-  mailbox<std::string> live;
   sub.add_listener([&](const zkr::config_snapshot<std::string>& c) { live.push(c.value); });
   auto from = sub.start(1500ms);
   REQUIRE(from);
@@ -233,4 +237,47 @@ TEST_CASE("config: a value that does not decode is skipped and reported; the cop
   CHECK(pub.publish(8, 1).value() == 2);
   CHECK(sub.wait_for_version(2, 10s));
   CHECK(sub.current()->value == 8);
+}
+
+TEST_CASE("config: a publish whose reply is lost is settled by reading, not written twice") {
+  auto s = connect_shared();
+  auto path = unique_root("config-lost");
+  zkr::config<std::string>::publisher pub(s, path);
+  REQUIRE(pub.publish("v0", zkr::config_absent));
+  {
+    lost_replies lose({{"multi", "", 1}});
+    auto v = pub.publish("v1", 0);
+    REQUIRE_MESSAGE(v, (v ? "" : v.error().message()));
+    CHECK(v.value() == 1);
+    CHECK(lost_replies::left("multi") == 0); // the reply was really lost
+  }
+  auto cur = pub.read();
+  REQUIRE(cur);
+  CHECK(cur.value().version == 1); // applied once
+  CHECK(cur.value().value == "v1");
+  CHECK(pub.versions().value() == std::vector<std::int32_t>{0, 1});
+}
+
+TEST_CASE("config: listeners removed by another listener are not called again") {
+  auto s = connect_shared();
+  auto path = unique_root("config-listeners");
+  zkr::config<std::string>::publisher pub(s, path);
+  REQUIRE(pub.publish("a", zkr::config_absent));
+  auto sub_s = connect_shared();
+  std::atomic<int> second_calls{0};
+  zkr::listener_id second = 0;
+  mailbox<std::string> first_heard;
+  zkr::config<std::string>::subscriber sub(sub_s, path);
+  sub.add_listener([&](const zkr::config_snapshot<std::string>& c) {
+    if (c.value == "b") sub.remove_listener(second); // from inside a listener: on the dispatcher
+    first_heard.push(c.value);
+  });
+  second = sub.add_listener([&](const zkr::config_snapshot<std::string>&) { ++second_calls; });
+  REQUIRE(sub.start());
+  CHECK(first_heard.pop() == "a");
+  REQUIRE(pub.publish("b", 0));
+  CHECK(first_heard.pop() == "b");
+  REQUIRE(pub.publish("c", 1));
+  CHECK(first_heard.pop() == "c");
+  CHECK(second_calls.load() == 1); // "a" only
 }

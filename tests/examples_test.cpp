@@ -36,7 +36,7 @@ TEST_CASE("examples: every recipe example runs against a real server and exits 0
   auto dir = zkr::detail::temp_dir::create("zkrecipes-examples-");
   REQUIRE_MESSAGE(dir.has_value(), (dir ? "" : dir.error().message()));
 
-  REQUIRE(example_programs.size() == 16);
+  REQUIRE(example_programs.size() == 17);
   for (const auto& program : example_programs) {
     const std::string name = fs::path(program).filename().string();
     INFO("example " << name);

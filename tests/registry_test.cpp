@@ -4,6 +4,7 @@
 
 #include <zkrecipes/detail/process.hpp>
 #include <zkrecipes/testing/expire.hpp>
+#include <zkrecipes/testing/tcp_proxy.hpp>
 
 #include <filesystem>
 #include <set>
@@ -68,8 +69,8 @@ TEST_CASE("registry: register, update, unregister are seen by discovery with eve
   auto root = unique_root("registry");
   auto s = connect_shared();
   auto d_s = connect_shared();
+  mailbox<std::string> events; // before d: d's listener writes to it until d is gone
   zkr::service_discovery d(d_s, "api", base(root));
-  mailbox<std::string> events;
   d.add_listener([&](const zkr::instance_event& e) {
     events.push(std::string(zkr::to_string(e.change)) + ":" + e.instance.id + "=" + e.instance.payload);
   });
@@ -151,16 +152,24 @@ TEST_CASE("registry: after its session expires an instance is back, with the pay
   auto d_s = connect_shared();
   zkr::service_discovery d(d_s, "api", base(root));
   REQUIRE(d.start());
+  mailbox<std::string> updated;
   zkr::service_registration reg(s, make_instance("api", "e-1", 9000, "before"), base(root));
   REQUIRE(reg.start());
   REQUIRE(d.wait_until([](auto& l) { return l.size() == 1; }, 10s));
   auto id = s.id();
+  // Runs right after the registration's own listener has sent the new
+  // create (same dispatcher turn): the update lands while it is on its way.
+  auto lid = s.add_listener([&](const zkr::session_event& e) {
+    if (e.state != zkr::session_state::connected || e.session_id == id.id) return;
+    reg.async_update_payload("after", [&](zkr::result<void> r) { updated.push(r ? "ok" : r.error().message()); });
+  });
   REQUIRE(zkr::testing::expire_session(srv.connect_string(), id.id, id.password));
-  (void)reg.update_payload("after"); // may land before or after the re-registration: either way it must stick
+  CHECK(updated.pop(20s) == "ok");
   CHECK(d.wait_until(
       [&](auto& l) { return l.size() == 1 && l[0].session_id != id.id && l[0].payload == "after"; }, 20s));
   CHECK(reg.node_path().starts_with(root + "/api/_c_"));
   CHECK(d.instances()[0].session_id == s.session_id());
+  s.remove_listener(lid);
 }
 
 TEST_CASE("registry: an instance unregistered during an expiry is not registered again (curator 702)") {
@@ -170,16 +179,19 @@ TEST_CASE("registry: an instance unregistered during an expiry is not registered
   auto d_s = connect_shared();
   zkr::service_discovery d(d_s, "api", base(root));
   REQUIRE(d.start());
+  mailbox<std::string> stopped;
   zkr::service_registration reg(s, make_instance("api", "u-1", 9001), base(root));
   REQUIRE(reg.start());
   REQUIRE(d.wait_until([](auto& l) { return l.size() == 1; }, 10s));
-  state_log log(s);
   auto id = s.id();
+  // stop() while the re-registration's create is on its way.
+  auto lid = s.add_listener([&](const zkr::session_event& e) {
+    if (e.state != zkr::session_state::connected || e.session_id == id.id) return;
+    reg.async_stop([&](zkr::result<void> r) { stopped.push(r ? "ok" : r.error().message()); });
+  });
   REQUIRE(zkr::testing::expire_session(srv.connect_string(), id.id, id.password));
-  auto stopped = reg.stop();
-  REQUIRE_MESSAGE(stopped, (stopped ? "" : stopped.error().message()));
-  REQUIRE(log.wait_for(zkr::session_state::connected));
-  // A create already on its way when stop() ran is removed by itself.
+  CHECK(stopped.pop(20s) == "ok");
+  // The create that landed after stop() is removed by itself.
   CHECK(eventually([&] {
     auto c = s.children(root + "/api");
     return c && c.value().names.empty();
@@ -190,6 +202,32 @@ TEST_CASE("registry: an instance unregistered during an expiry is not registered
   CHECK(c.value().names.empty());
   CHECK(reg.node_path().empty());
   CHECK(d.wait_until([](auto& l) { return l.empty(); }, 10s));
+  s.remove_listener(lid);
+}
+
+TEST_CASE("registry: stop() while disconnected removes the node once the connection is back (curator 1193)") {
+  auto& srv = shared_server();
+  auto proxy = zkr::testing::tcp_proxy::start(srv.port()).value();
+  auto s = connect(proxy.connect_string(), 10000ms);
+  auto root = unique_root("registry-stop-cut");
+  zkr::service_registration reg(s, make_instance("api", "c-1", 9002), base(root));
+  auto node = reg.start();
+  REQUIRE(node);
+  state_log log(s);
+  proxy.refuse(true);
+  proxy.cut();
+  REQUIRE(log.wait_for(zkr::session_state::suspended));
+  mailbox<std::string> stopped;
+  reg.async_stop([&](zkr::result<void> r) { stopped.push(r ? "ok" : r.error().message()); });
+  // The delete fails while the connection is down, past the session's own
+  // retries; it is kept, not given up on (nor reported done).
+  CHECK_FALSE(stopped.pop(4s));
+  auto w = connect_shared();
+  CHECK(w.exists(node.value()).value().has_value());
+  proxy.refuse(false);
+  REQUIRE(log.wait_for(zkr::session_state::reconnected));
+  CHECK(stopped.pop(20s) == "ok");
+  CHECK_FALSE(w.exists(node.value()).value().has_value());
 }
 
 TEST_CASE("discovery: round robin visits instances evenly; random and sticky choose live ones") {
@@ -266,4 +304,34 @@ TEST_CASE("discovery: consistent hash moves only the keys of an instance that le
     }
   }
   CHECK(moved == load["node-2"]);
+}
+
+TEST_CASE("registry: start, stop and start again while the first create is in flight leave one node") {
+  auto& srv = shared_server();
+  auto proxy = zkr::testing::tcp_proxy::start(srv.port()).value();
+  auto s = connect(proxy.connect_string(), 8000ms);
+  auto root = unique_root("registry-race");
+  REQUIRE(s.ensure_path(root + "/api"));
+  zkr::service_registration reg(s, make_instance("api", "r-1", 9100), base(root));
+  mailbox<std::string> results;
+  auto note = [&](zkr::result<std::string> r) { results.push(r ? "ok" : r.error().message()); };
+  proxy.stall_replies(); // the server applies the creates; their replies wait
+  reg.async_start(note);
+  REQUIRE(reg.stop()); // nothing registered yet: returns at once
+  reg.async_start(note);
+  proxy.pass();
+  auto first = results.pop(), second = results.pop();
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(first->find("cancelled") != std::string::npos);
+  CHECK(*second == "ok");
+  CHECK(eventually([&] {
+    auto c = s.children(root + "/api");
+    return c && c.value().names.size() == 1;
+  }));
+  REQUIRE(s.sync(root + "/api"));
+  auto c = s.children(root + "/api");
+  REQUIRE(c);
+  REQUIRE(c.value().names.size() == 1);
+  CHECK(reg.node_path() == root + "/api/" + c.value().names[0]);
 }

@@ -10,6 +10,7 @@
 
 #include "zkrecipes/codec.hpp"
 #include "zkrecipes/detail/coro.hpp"
+#include "zkrecipes/detail/listeners.hpp"
 #include "zkrecipes/error.hpp"
 #include "zkrecipes/multi.hpp"
 #include "zkrecipes/node_cache.hpp"
@@ -19,6 +20,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
@@ -34,6 +36,9 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace zkrecipes {
 
@@ -99,6 +104,28 @@ inline task config_publish(session* sp, std::string path, std::string bytes, std
       done(next);
       co_return;
     }
+    if (is_connection_loss(r.error()) || is_session_expired(r.error())) {
+      // The multi may have been applied: settle it by reading (after a sync,
+      // so the read sees what the leader committed), never by writing blindly
+      // again. Ours if the node is at `next` with our bytes.
+      (void)co_await start_sync(s, path);
+      auto g = co_await start_get(s, path);
+      if (g && g.value().stat.version == next && g.value().data == bytes) {
+        done(next);
+        co_return;
+      }
+      if ((g && g.value().stat.version == expected) || (failed_with(g, zk_errc::no_node) && expected == config_absent))
+        continue; // not applied: send it again
+      if (g || failed_with(g, zk_errc::no_node)) {
+        done(make_error(zk_errc::bad_version, "config publish",
+                        path + ": the reply was lost and the config is now " +
+                            (g ? "at version " + std::to_string(g.value().stat.version) : std::string("gone")) +
+                            ", not ours (another publisher wrote: read again and retry)"));
+        co_return;
+      }
+      done(r.error()); // cannot tell: the outcome is unknown
+      co_return;
+    }
     auto ex = co_await start_exists(s, path);
     if (!ex) {
       done(r.error());
@@ -146,17 +173,30 @@ inline task config_publish(session* sp, std::string path, std::string bytes, std
 /// The fallback file: a header line, the path, "version czxid size", then the bytes.
 inline result<void> write_config_file(const std::string& file, const std::string& path, std::int32_t version,
                                       std::int64_t czxid, const std::string& bytes) {
-  const std::string tmp = file + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << "zkrecipes-config 1\n" << path << "\n" << version << " " << czxid << " " << bytes.size() << "\n";
-    out.write(bytes.data(), std::streamsize(bytes.size()));
-    out.flush();
-    if (!out) return make_error(errc::invalid_argument, "config fallback write", tmp + ": cannot write");
+  // A temporary name of our own (several processes may share the file),
+  // synced, then renamed over it: a reader sees the old file or the new one,
+  // also after a crash.
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = file + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(++counter);
+  std::string text = "zkrecipes-config 1\n" + path + "\n" + std::to_string(version) + " " + std::to_string(czxid) +
+                     " " + std::to_string(bytes.size()) + "\n" + bytes;
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return make_error(std::error_code(errno, std::system_category()), "config fallback write", tmp);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += std::size_t(n);
   }
+  const int err = done < text.size() ? errno : ::fsync(fd) != 0 ? errno : 0;
+  ::close(fd);
   std::error_code ec;
-  std::filesystem::rename(tmp, file, ec); // atomic: a reader sees the old file or the new one
-  if (ec) return make_error(ec, "config fallback write", file);
+  if (err == 0) std::filesystem::rename(tmp, file, ec);
+  if (err != 0 || ec) {
+    std::filesystem::remove(tmp, ec);
+    return make_error(err != 0 ? std::error_code(err, std::system_category()) : ec, "config fallback write", file);
+  }
   return outcome::success();
 }
 
@@ -368,6 +408,7 @@ public:
     if (f.wait_for(timeout) == std::future_status::ready) {
       auto r = f.get();
       if (!r) return r.error();
+      if (auto e = cache_.last_error(); e && !current()) return *e; // e.g. no_auth on the config node
       return config_source::live;
     }
     std::string why = st_->path + ": ZooKeeper did not answer within " + std::to_string(timeout.count()) + " ms";
@@ -381,9 +422,9 @@ public:
                         why + "; fallback " + st_->opts.fallback_file + " does not decode: " + v.error().message());
     {
       std::lock_guard lk(st_->mx);
-      if (!st_->current) // the live config may have come in meanwhile
-        st_->current = config_snapshot<T>{std::move(v).value(), file.value().version, file.value().czxid,
-                                          config_source::fallback_file};
+      if (st_->current) return st_->current->source; // the live config came in meanwhile
+      st_->current = config_snapshot<T>{std::move(v).value(), file.value().version, file.value().czxid,
+                                        config_source::fallback_file};
     }
     std::fprintf(stderr, "zkrecipes: config %s: running on the last known config (version %d) from %s\n",
                  st_->path.c_str(), int(file.value().version), st_->opts.fallback_file.c_str());
@@ -455,16 +496,7 @@ private:
         std::lock_guard lk(st->mx);
         st->last_error = w.error();
       }
-    auto ls = st->listeners;
-    for (auto& [id, fn] : ls) {
-      try {
-        fn(snap);
-      } catch (const std::exception& ex) {
-        std::fprintf(stderr, "zkrecipes: config %s: a listener threw: %s\n", st->path.c_str(), ex.what());
-      } catch (...) {
-        std::fprintf(stderr, "zkrecipes: config %s: a listener threw\n", st->path.c_str());
-      }
-    }
+    detail::call_listeners(st->listeners, snap, "config", st->path);
   }
 
   session* s_;

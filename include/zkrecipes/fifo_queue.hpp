@@ -32,6 +32,14 @@
 
 namespace zkrecipes {
 
+/// An item taken from a fifo_queue, with where it was and the trace id it
+/// carried (docs/tracing.md).
+template <class T> struct fifo_item {
+  T value;
+  std::string path;                    ///< the item's node (deleted by the take)
+  std::optional<std::string> trace_id; ///< set by the producer's trace_scope; null when none
+};
+
 namespace detail {
 
 template <class Codec> struct fifo_core : take_waits, std::enable_shared_from_this<fifo_core<Codec>> {
@@ -74,10 +82,11 @@ template <class Codec> struct fifo_core : take_waits, std::enable_shared_from_th
 /// Takes up to `max` items (at least one unless it times out, is cancelled or fails).
 template <class Codec>
 task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chrono::steady_clock::time_point deadline,
-                bool wait, unique_function<void(result<std::vector<typename Codec::value_type>>)> done) {
+                bool wait, unique_function<void(result<std::vector<fifo_item<typename Codec::value_type>>>)> done) {
   using value_type = typename Codec::value_type;
+  using item_type = fifo_item<value_type>;
   const auto gen = c->cancel_gen;
-  std::vector<value_type> got;
+  std::vector<item_type> got;
   std::optional<error> decode_error = std::exchange(c->deferred, std::nullopt);
   bool listed = false; // a fresh listing was read during this call
   session& s = *c->s;
@@ -151,7 +160,7 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
       std::size_t want = max - got.size();
       c->read_ahead(std::max(want, c->opts.prefetch + 1));
       std::vector<std::pair<std::string, pending<void>>> removes;
-      std::vector<value_type> values;
+      std::vector<item_type> values;
       std::optional<error> stop;
       std::string bp = c->bucket_path();
       while (!c->names.empty() && removes.size() < want) {
@@ -167,7 +176,9 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
           stop = g.error(); // deletes already sent are still seen through below
           break;
         }
-        auto v = Codec::decode(g.value().data);
+        // The trace envelope first (a truncated one fails like a bad payload).
+        auto env = unwrap_trace(g.value().data);
+        auto v = env ? Codec::decode(env.value().payload) : result<value_type>(env.error());
         if (!v) {
           // Left in place for a person to inspect; never deleted unread.
           c->poison.insert(join(bp, nm));
@@ -176,7 +187,7 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
           break;
         }
         removes.emplace_back(join(bp, nm), start_remove(s, join(bp, nm)));
-        values.push_back(std::move(v).value());
+        values.push_back(item_type{std::move(v).value(), join(bp, nm), std::move(env.value().trace_id)});
       }
       for (std::size_t i = 0; i < removes.size(); ++i) {
         auto r = co_await removes[i].second;
@@ -191,8 +202,10 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
           (void)co_await start_remove(s, removes[i].first);
           r = outcome::success();
         }
-        if (r) got.push_back(std::move(values[i]));
-        else if (!failed_with(r, zk_errc::no_node) && !stop)
+        if (r) {
+          notify_queue(c->opts.interceptors, false, c->root, values[i].path, values[i].trace_id);
+          got.push_back(std::move(values[i]));
+        } else if (!failed_with(r, zk_errc::no_node) && !stop)
           stop = r.error(); // refused by the server (e.g. no_auth): not deleted, the item stays queued
       }
       if (got.empty() && stop) {
@@ -218,7 +231,7 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
       continue;
     }
     if (!wait || std::chrono::steady_clock::now() >= deadline) {
-      if (!wait) done(std::vector<value_type>{});
+      if (!wait) done(std::vector<item_type>{});
       else done(make_error(errc::timed_out, "queue take", c->root));
       co_return;
     }
@@ -319,6 +332,7 @@ class fifo_queue {
 
 public:
   using value_type = T;
+  using item_type = fifo_item<T>;
 
   fifo_queue(session& s, std::string path, queue_options opts = {})
       : s_(&s), path_(std::move(path)), valid_(detail::check_queue_options(opts, path_, "fifo_queue")),
@@ -333,15 +347,20 @@ public:
   /// Appends one item. Handler: `void(result<std::string>)` with the item's path.
   /// \note A put that fails with a connection loss may or may not have been
   ///       queued (creates are not retried, design §3).
+  /// Inside a trace_scope the item carries its trace id to the consumer.
   template <class H> void async_put(const T& value, H&& h) {
-    auto d = encoded(std::span<const T>(&value, 1));
+    auto trace = detail::put_trace_id();
+    auto d = encoded(std::span<const T>(&value, 1), trace);
     if (!d) return fail_later(std::forward<H>(h), d.error());
-    s_->post([c = c_, d = std::move(d).value(), h = std::forward<H>(h)]() mutable {
-      detail::append_items(c, &c->appender, std::move(d),
-                           [h = std::move(h)](result<std::vector<std::string>> r) mutable {
-                             if (!r) h(result<std::string>(r.error()));
-                             else h(result<std::string>(std::move(r.value().front())));
-                           });
+    s_->post([c = c_, d = std::move(d).value(), trace, h = std::forward<H>(h)]() mutable {
+      detail::append_items(
+          c, &c->appender, std::move(d),
+          [c, trace, h = std::move(h)](result<std::vector<std::string>> r) mutable {
+            if (!r) return h(result<std::string>(r.error()));
+            detail::notify_queue(c->opts.interceptors, true, c->root, r.value().front(), trace);
+            h(result<std::string>(std::move(r.value().front())));
+          },
+          trace);
     });
   }
   result<std::string> put(const T& value) {
@@ -352,11 +371,19 @@ public:
   /// Appends several items atomically (one multi: all or none), in order.
   /// Handler: `void(result<std::vector<std::string>>)`.
   template <class H> void async_put_all(const std::vector<T>& values, H&& h) {
-    auto d = encoded(values);
+    auto trace = detail::put_trace_id();
+    auto d = encoded(values, trace);
     if (d && d.value().empty()) d = make_error(errc::invalid_argument, "queue put_all", path_ + ": no items");
     if (!d) return fail_later(std::forward<H>(h), d.error());
-    s_->post([c = c_, d = std::move(d).value(), h = std::forward<H>(h)]() mutable {
-      detail::append_items(c, &c->appender, std::move(d), std::move(h));
+    s_->post([c = c_, d = std::move(d).value(), trace, h = std::forward<H>(h)]() mutable {
+      detail::append_items(
+          c, &c->appender, std::move(d),
+          [c, trace, h = std::move(h)](result<std::vector<std::string>> r) mutable {
+            if (r)
+              for (auto& p : r.value()) detail::notify_queue(c->opts.interceptors, true, c->root, p, trace);
+            h(std::move(r));
+          },
+          trace);
     });
   }
   result<std::vector<std::string>> put_all(const std::vector<T>& values) {
@@ -368,20 +395,43 @@ public:
   /// Handler: `void(result<T>)`; errc::timed_out, errc::cancelled (cancel()),
   /// errc::closed, errc::decode_failed (the item that does not decode is left
   /// in place, named in the error, and skipped by this object from then on).
+  /// The handler runs with the item's trace id current (trace_scope).
   template <class H> void async_take(std::chrono::milliseconds timeout, H&& h) {
-    start_take(1, timeout, true, [h = std::forward<H>(h)](result<std::vector<T>> r) mutable {
-      if (!r) h(result<T>(r.error()));
-      else h(result<T>(std::move(r.value().front())));
+    start_take(1, timeout, true, [h = std::forward<H>(h)](result<std::vector<item_type>> r) mutable {
+      if (!r) return h(result<T>(r.error()));
+      trace_scope scope(r.value().front().trace_id);
+      h(result<T>(std::move(r.value().front().value)));
     });
   }
   result<T> take(std::chrono::milliseconds timeout) {
     return detail::run_blocking<T>(*s_, "queue take", path_,
                                    [this, timeout](auto done) { async_take(timeout, std::move(done)); });
   }
+  /// As async_take, with the item's path and trace id.
+  /// Handler: `void(result<fifo_item<T>>)`, run with the item's trace id current.
+  template <class H> void async_take_item(std::chrono::milliseconds timeout, H&& h) {
+    start_take(1, timeout, true, [h = std::forward<H>(h)](result<std::vector<item_type>> r) mutable {
+      if (!r) return h(result<item_type>(r.error()));
+      trace_scope scope(r.value().front().trace_id);
+      h(result<item_type>(std::move(r.value().front())));
+    });
+  }
+  /// As take, with the item's path and trace id (to go on with the producer's
+  /// trace: `zkrecipes::trace_scope scope(item->trace_id);`).
+  result<item_type> take_item(std::chrono::milliseconds timeout) {
+    return detail::run_blocking<item_type>(*s_, "queue take", path_,
+                                           [this, timeout](auto done) { async_take_item(timeout, std::move(done)); });
+  }
   /// Takes up to `max` items in order (pipelined), waiting up to `timeout`
   /// for the first. Handler: `void(result<std::vector<T>>)`.
   template <class H> void async_take_batch(std::size_t max, std::chrono::milliseconds timeout, H&& h) {
-    start_take(max, timeout, true, std::forward<H>(h));
+    start_take(max, timeout, true, [h = std::forward<H>(h)](result<std::vector<item_type>> r) mutable {
+      if (!r) return h(result<std::vector<T>>(r.error()));
+      std::vector<T> out;
+      out.reserve(r.value().size());
+      for (auto& i : r.value()) out.push_back(std::move(i.value));
+      h(result<std::vector<T>>(std::move(out)));
+    });
   }
   result<std::vector<T>> take_batch(std::size_t max, std::chrono::milliseconds timeout) {
     return detail::run_blocking<std::vector<T>>(
@@ -391,11 +441,12 @@ public:
   /// Takes the oldest item if there is one, without waiting.
   result<std::optional<T>> try_take() {
     return detail::run_blocking<std::optional<T>>(*s_, "queue try_take", path_, [this](auto done) {
-      start_take(1, std::chrono::milliseconds(0), false, [done = std::move(done)](result<std::vector<T>> r) mutable {
-        if (!r) done(r.error());
-        else if (r.value().empty()) done(std::optional<T>());
-        else done(std::optional<T>(std::move(r.value().front())));
-      });
+      start_take(1, std::chrono::milliseconds(0), false,
+                 [done = std::move(done)](result<std::vector<item_type>> r) mutable {
+                   if (!r) done(r.error());
+                   else if (r.value().empty()) done(std::optional<T>());
+                   else done(std::optional<T>(std::move(r.value().front().value)));
+                 });
     });
   }
 
@@ -408,7 +459,9 @@ public:
         });
     if (!r) return r.error();
     if (!r.value()) return std::optional<T>();
-    auto v = Codec::decode(r.value()->data);
+    auto env = detail::unwrap_trace(r.value()->data);
+    if (!env) return make_error(errc::decode_failed, "queue peek", r.value()->path + ": " + env.error().message());
+    auto v = Codec::decode(env.value().payload);
     if (!v) return make_error(errc::decode_failed, "queue peek", r.value()->path + ": " + v.error().message());
     return std::optional<T>(std::move(v).value());
   }
@@ -438,9 +491,9 @@ public:
   }
 
 private:
-  result<std::vector<std::string>> encoded(std::span<const T> values) const {
+  result<std::vector<std::string>> encoded(std::span<const T> values, const std::optional<std::string>& trace) const {
     if (!valid_) return valid_.error();
-    return detail::encode_all<Codec>(values, path_);
+    return detail::encode_all<Codec>(values, path_, trace);
   }
   template <class H> void fail_later(H&& h, error e) {
     s_->post([h = std::forward<H>(h), e = std::move(e)]() mutable { h(e); });

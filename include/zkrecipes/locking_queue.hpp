@@ -400,8 +400,9 @@ task count_lanes(std::shared_ptr<locking_core<Codec>> c, unique_function<void(re
 template <class T> class queue_item {
 public:
   queue_item() = default;
-  queue_item(T value, std::shared_ptr<detail::claim_state> claim)
-      : value_(std::move(value)), path_(claim->item_path), priority_(claim->priority), claim_(std::move(claim)) {}
+  queue_item(T value, std::shared_ptr<detail::claim_state> claim, std::optional<std::string> trace_id = std::nullopt)
+      : value_(std::move(value)), path_(claim->item_path), priority_(claim->priority),
+        trace_id_(std::move(trace_id)), claim_(std::move(claim)) {}
   queue_item(queue_item&&) noexcept = default;
   queue_item& operator=(queue_item&& o) noexcept {
     if (this != &o) {
@@ -409,6 +410,7 @@ public:
       value_ = std::move(o.value_);
       path_ = std::move(o.path_);
       priority_ = o.priority_;
+      trace_id_ = std::move(o.trace_id_);
       claim_ = std::move(o.claim_);
     }
     return *this;
@@ -423,6 +425,9 @@ public:
   /// The item's node path.
   const std::string& path() const noexcept { return path_; }
   int priority() const noexcept { return priority_; }
+  /// The trace id the producer's trace_scope put into the item (null when
+  /// none). Go on with it: `zkrecipes::trace_scope scope(item.trace_id());`.
+  const std::optional<std::string>& trace_id() const noexcept { return trace_id_; }
   /// True until ack() or release() is called (each settles the claim for
   /// good: retried through connection losses until its outcome is known).
   bool held() const noexcept { return claim_ != nullptr; }
@@ -459,6 +464,7 @@ private:
   T value_{};
   std::string path_;
   int priority_ = 0;
+  std::optional<std::string> trace_id_;
   std::shared_ptr<detail::claim_state> claim_;
 };
 
@@ -505,14 +511,24 @@ public:
     });
   }
   /// Appends several items to one lane atomically (one multi), in order.
+  /// Inside a trace_scope the items carry its trace id to their consumers.
   template <class H> void async_put_all(const std::vector<T>& values, int priority, H&& h) {
-    auto d = encoded(values, priority);
+    auto trace = detail::put_trace_id();
+    auto d = encoded(values, priority, trace);
     if (!d) {
       s_->post([h = std::forward<H>(h), e = d.error()]() mutable { h(result<std::vector<std::string>>(e)); });
       return;
     }
-    s_->post([c = c_, d = std::move(d).value(), priority, h = std::forward<H>(h)]() mutable {
-      detail::append_items(c, c->lane(priority), std::move(d), std::move(h));
+    s_->post([c = c_, d = std::move(d).value(), priority, trace, h = std::forward<H>(h)]() mutable {
+      detail::append_items(
+          c, c->lane(priority), std::move(d),
+          [c, priority, trace, h = std::move(h)](result<std::vector<std::string>> r) mutable {
+            if (r)
+              for (auto& p : r.value())
+                detail::notify_queue(c->opts.interceptors, true, c->root, p, trace, priority);
+            h(std::move(r));
+          },
+          trace);
     });
   }
   result<std::vector<std::string>> put_all(const std::vector<T>& values, int priority = 0) {
@@ -525,10 +541,12 @@ public:
   /// `timeout`. Handler: `void(result<queue_item<T>>)`; errc::timed_out,
   /// errc::cancelled, errc::closed, errc::decode_failed (the item that does
   /// not decode is given back, named in the error and skipped by this object).
+  /// The handler runs with the item's trace id current (trace_scope).
   template <class H> void async_take(std::chrono::milliseconds timeout, H&& h) {
     start(timeout, true, [h = std::forward<H>(h)](result<std::optional<item>> r) mutable {
-      if (!r) h(result<item>(r.error()));
-      else h(result<item>(std::move(*r.value())));
+      if (!r) return h(result<item>(r.error()));
+      trace_scope scope(r.value()->trace_id());
+      h(result<item>(std::move(*r.value())));
     });
   }
   result<item> take(std::chrono::milliseconds timeout) {
@@ -565,13 +583,14 @@ public:
   }
 
 private:
-  result<std::vector<std::string>> encoded(const std::vector<T>& values, int priority) const {
+  result<std::vector<std::string>> encoded(const std::vector<T>& values, int priority,
+                                          const std::optional<std::string>& trace) const {
     if (!valid_) return valid_.error();
     if (priority < min_priority || priority > max_priority)
       return make_error(errc::invalid_argument, "queue put",
                         path_ + ": priority " + std::to_string(priority) + " is outside 0..999");
     if (values.empty()) return make_error(errc::invalid_argument, "queue put_all", path_ + ": no items");
-    return detail::encode_all<Codec>(std::span<const T>(values), path_);
+    return detail::encode_all<Codec>(std::span<const T>(values), path_, trace);
   }
   template <class H> void start(std::chrono::milliseconds timeout, bool wait, H&& h) {
     if (!valid_) {
@@ -591,7 +610,9 @@ private:
     if (!r) return h(result<std::optional<item>>(r.error()));
     if (!r.value()) return h(result<std::optional<item>>(std::optional<item>()));
     auto& raw = *r.value();
-    auto v = Codec::decode(raw.data);
+    // The trace envelope first (a truncated one fails like a bad payload).
+    auto env = detail::unwrap_trace(raw.data);
+    auto v = env ? Codec::decode(env.value().payload) : result<T>(env.error());
     if (!v) {
       // Given back untouched for a person to inspect; this object skips it.
       c->poison.insert(raw.claim->item_path);
@@ -599,7 +620,9 @@ private:
       detail::settle_claim(raw.claim, false, [](result<void>) {});
       return h(result<std::optional<item>>(make_error(errc::decode_failed, "queue take", path + ": " + v.error().message())));
     }
-    h(result<std::optional<item>>(std::optional<item>(item(std::move(v).value(), raw.claim))));
+    auto trace = std::move(env.value().trace_id);
+    detail::notify_queue(c->opts.interceptors, false, c->root, raw.claim->item_path, trace, raw.claim->priority);
+    h(result<std::optional<item>>(std::optional<item>(item(std::move(v).value(), raw.claim, std::move(trace)))));
   }
   result<std::pair<std::size_t, std::size_t>> counts() {
     if (!valid_) return valid_.error();

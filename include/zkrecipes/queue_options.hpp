@@ -1,11 +1,14 @@
 // Options shared by the queues (fifo_queue, locking_queue).
 #pragma once
 
+#include "zkrecipes/interceptor.hpp"
 #include "zkrecipes/node.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <vector>
 
 namespace zkrecipes {
 
@@ -19,6 +22,12 @@ struct queue_options {
   std::size_t prefetch = 16;
   /// ACL of the nodes the queue creates (unset: the session's default).
   std::optional<acl_list> acl;
+  /// Called in list order after each item is created (on_produce) and taken
+  /// (on_consume), with the queue path, the item key, its sequence number and
+  /// the trace id it carries; one that throws does not stop delivery
+  /// (docs/interceptors.md). interceptor_chain::queue_interceptors() gives
+  /// those of a configured chain. Empty: none, at no cost.
+  std::vector<std::shared_ptr<queue_interceptor>> interceptors;
 };
 
 } // namespace zkrecipes

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "zkrecipes/children_cache.hpp"
+#include "zkrecipes/detail/listeners.hpp"
 #include "zkrecipes/error.hpp"
 #include "zkrecipes/service_registry.hpp"
 
@@ -186,69 +187,72 @@ private:
     std::mt19937_64 rng{std::random_device{}()};
     int vnodes = 100;
     std::vector<std::pair<listener_id, std::function<void(const instance_event&)>>> listeners; // dispatcher
-    std::map<std::string, service_instance> by_node; // dispatcher: what listeners were told
+    std::map<std::string, service_instance> by_node; // dispatcher: decoded records by node name
+    std::map<std::string, service_instance> by_id;   // dispatcher: what listeners were told
   };
 
   error none() const {
     return make_error(errc::unavailable, "service discovery", service_ + ": no instance is up");
   }
 
-  // Dispatcher thread: rebuilds the list from the cache and tells listeners.
+  // Dispatcher thread: applies one cache change (or, for the first listing,
+  // all of them), then tells listeners what changed per instance id.
   static void refresh(const std::shared_ptr<state>& st, const children_cache& cache, const cache_event* e) {
-    std::map<std::string, service_instance> by_node;
-    for (auto& [name, n] : cache.children()) {
+    auto take = [&](const std::string& name, const node& n) {
       auto in = detail::decode_instance(n.data);
       if (!in) {
-        if (e && e->path.ends_with("/" + name))
-          std::fprintf(stderr, "zkrecipes: service discovery %s: skipped %s: %s\n", e->path.c_str(), name.c_str(),
-                       in.error().message().c_str());
-        continue;
+        st->by_node.erase(name);
+        std::fprintf(stderr, "zkrecipes: service discovery %s: skipped %s: %s\n", cache.path().c_str(), name.c_str(),
+                     in.error().message().c_str());
+        return;
       }
-      by_node.emplace(name, detail::instance_from(n, name, in.value()));
+      st->by_node[name] = detail::instance_from(n, name, in.value());
+    };
+    if (!e) {
+      st->by_node.clear();
+      for (auto& [name, n] : cache.children()) take(name, n);
+    } else {
+      const std::string name(zkrecipes::name(e->path));
+      if (e->change == cache_change::removed) st->by_node.erase(name);
+      else take(name, e->data);
     }
-    // One per id: the newest registration.
+    // One per id: the newest registration (a restarted process may briefly
+    // have two, until its old session expires).
     std::map<std::string, service_instance> by_id;
-    for (auto& [name, in] : by_node) {
-      auto& slot = by_id[in.id];
-      if (slot.czxid < in.czxid) slot = in;
+    for (auto& [name, in] : st->by_node) {
+      auto [it, fresh] = by_id.emplace(in.id, in);
+      if (!fresh && it->second.czxid < in.czxid) it->second = in;
+    }
+    std::vector<instance_event> events;
+    bool ids_changed = by_id.size() != st->by_id.size();
+    for (auto& [id, in] : st->by_id)
+      if (!by_id.count(id)) events.push_back({instance_change::down, in}), ids_changed = true;
+    for (auto& [id, in] : by_id) {
+      auto it = st->by_id.find(id);
+      if (it == st->by_id.end()) events.push_back({instance_change::up, in}), ids_changed = true;
+      else if (it->second.czxid != in.czxid || it->second.payload != in.payload ||
+               it->second.address != in.address || it->second.ports != in.ports)
+        events.push_back({instance_change::updated, in});
     }
     std::vector<service_instance> list;
+    list.reserve(by_id.size());
     for (auto& [id, in] : by_id) list.push_back(in);
     std::vector<std::pair<std::uint64_t, std::size_t>> ring;
-    for (std::size_t i = 0; i < list.size(); ++i)
-      for (int v = 0; v < st->vnodes; ++v)
-        ring.emplace_back(detail::stable_hash(list[i].id + "#" + std::to_string(v)), i);
-    std::sort(ring.begin(), ring.end());
+    if (ids_changed || !e) { // the ring depends only on the ids (and their order)
+      for (std::size_t i = 0; i < list.size(); ++i)
+        for (int v = 0; v < st->vnodes; ++v)
+          ring.emplace_back(detail::stable_hash(list[i].id + "#" + std::to_string(v)), i);
+      std::sort(ring.begin(), ring.end());
+    }
     {
       std::lock_guard lk(st->mx);
       st->list = std::move(list);
-      st->ring = std::move(ring);
+      if (ids_changed || !e) st->ring = std::move(ring);
     }
     st->cv.notify_all();
-    std::vector<instance_event> events;
-    for (auto& [name, in] : st->by_node)
-      if (!by_node.count(name)) events.push_back({instance_change::down, in});
-    for (auto& [name, in] : by_node) {
-      auto it = st->by_node.find(name);
-      if (it == st->by_node.end()) events.push_back({instance_change::up, in});
-      else if (it->second.payload != in.payload || it->second.address != in.address || it->second.ports != in.ports)
-        events.push_back({instance_change::updated, in});
-    }
-    const bool tell = e != nullptr; // the first listing is the snapshot, not news
-    st->by_node = std::move(by_node);
-    if (!tell) return;
-    auto ls = st->listeners;
-    for (auto& ev : events)
-      for (auto& [id, fn] : ls) {
-        try {
-          fn(ev);
-        } catch (const std::exception& ex) {
-          std::fprintf(stderr, "zkrecipes: service discovery %s: a listener threw: %s\n", ev.instance.service.c_str(),
-                       ex.what());
-        } catch (...) {
-          std::fprintf(stderr, "zkrecipes: service discovery %s: a listener threw\n", ev.instance.service.c_str());
-        }
-      }
+    st->by_id = std::move(by_id);
+    if (!e) return; // the first listing is the snapshot, not news
+    for (auto& ev : events) detail::call_listeners(st->listeners, ev, "service discovery", ev.instance.service);
   }
 
   session* s_;

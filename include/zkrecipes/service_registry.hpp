@@ -2,7 +2,7 @@
 // ephemeral sequential node; it goes away with the process (its session),
 // and comes back by itself after a session expiry, with its latest payload.
 //
-// Layout (docs/service_registry.md):
+// Layout (docs/service_discovery.md):
 //   <base>/<service>/_c_<guid>-<instance id>-NNNNNNNNNN   ephemeral, data = the instance record
 #pragma once
 
@@ -120,6 +120,7 @@ struct registration_core {
   // Dispatcher thread:
   service_instance instance;               ///< with the latest payload
   bool wanted = false;                     ///< registered (or to be, after an expiry)
+  std::uint64_t generation = 0;            ///< moves on every start and stop: a create of an older one is undone
   std::string node;                        ///< full path of our node, when registered
   std::int64_t node_sid = 0;               ///< the session that owns it
   bool registering = false;
@@ -130,8 +131,10 @@ struct registration_core {
 /// our node, never by a second one). Ensures the parent on no_node.
 inline task register_instance(std::shared_ptr<registration_core> c, unique_function<void(result<std::string>)> done) {
   session& s = *c->s;
+  const std::uint64_t gen = c->generation;
+  auto current = [&] { return !c->closed && c->wanted && c->generation == gen; };
   for (int attempt = 0; attempt < 3; ++attempt) {
-    if (c->closed || !c->wanted) {
+    if (!current()) {
       done(make_error(errc::cancelled, "service register", c->parent + ": unregistered or closed meanwhile"));
       co_return;
     }
@@ -147,13 +150,20 @@ inline task register_instance(std::shared_ptr<registration_core> c, unique_funct
     async_protected_create(s, c->parent, c->instance.id + "-", bytes.value(), po, p.handler());
     auto r = co_await p;
     if (r) {
-      if (c->closed || !c->wanted) { // unregistered while the create was on its way
-        s.async_remove(r.value().path, any_version, [](result<void>) {});
+      if (!current()) { // stopped (and maybe started again) while the create was on its way
+        remove_until_gone(s, r.value().path, r.value().stat.ephemeral_owner);
         done(make_error(errc::cancelled, "service register", r.value().path + ": unregistered meanwhile"));
         co_return;
       }
       c->node = r.value().path;
       c->node_sid = r.value().stat.ephemeral_owner;
+      // A payload given while the create was on its way goes in now.
+      if (auto now = encode_instance(c->instance); now && now.value() != bytes.value())
+        c->s->async_set(c->node, now.value(), any_version, [path = c->node](result<zkrecipes::stat> w) {
+          if (!w && !failed_with(w, errc::closed))
+            std::fprintf(stderr, "zkrecipes: service %s: payload update failed: %s\n", path.c_str(),
+                         w.error().message().c_str());
+        });
       done(c->node);
       co_return;
     }
@@ -214,7 +224,7 @@ public:
     detail::run_on_dispatcher(*s_, [c = c_] {
       c->closed = true;
       c->wanted = false;
-      if (!c->node.empty()) c->s->async_remove(std::exchange(c->node, {}), any_version, [](result<void>) {});
+      if (!c->node.empty()) detail::remove_until_gone(*c->s, std::exchange(c->node, {}), c->node_sid);
     });
   }
 
@@ -229,10 +239,13 @@ public:
         return h(result<std::string>(
             make_error(errc::already_started, "service register", join(c->parent, c->instance.id))));
       c->wanted = true;
+      ++c->generation;
       c->registering = true;
-      detail::register_instance(c, [c, h = std::move(h)](result<std::string> r) mutable {
-        c->registering = false;
-        if (!r && r.error() != errc::cancelled) c->wanted = false; // not registered: start() may be tried again
+      detail::register_instance(c, [c, gen = c->generation, h = std::move(h)](result<std::string> r) mutable {
+        if (c->generation == gen) {
+          c->registering = false;
+          if (!r && r.error() != errc::cancelled) c->wanted = false; // not registered: start() may be tried again
+        }
         h(std::move(r));
       });
     });
@@ -245,39 +258,47 @@ public:
   }
 
   /// Replaces the payload: kept for re-registration, and written to the node.
-  /// If the node cannot be written now (an expiry in progress), the error is
-  /// returned but the new payload is kept and goes into the next registration.
-  result<void> update_payload(std::string payload) {
-    return detail::run_blocking<void>(*s_, "service update", c_->parent, [&](auto done) {
-      s_->post([c = c_, payload = std::move(payload), done = std::move(done)]() mutable {
-        if (!c->wanted) return done(result<void>(make_error(errc::not_started, "service update", c->parent)));
-        c->instance.payload = std::move(payload);
-        auto bytes = detail::encode_instance(c->instance);
-        if (!bytes) return done(result<void>(bytes.error()));
-        if (c->node.empty() || c->registering)
-          return done(result<void>(make_error(errc::not_connected, "service update",
-                                              c->parent + ": not registered now; the payload goes with the next registration")));
-        c->s->async_set(c->node, bytes.value(), any_version, [done = std::move(done)](result<zkrecipes::stat> r) mutable {
-          if (r) return done(result<void>(outcome::success()));
-          done(result<void>(r.error()));
-        });
+  /// While a registration is on its way the new payload is written as soon as
+  /// it lands. Handler: `void(result<void>)`; errc::not_started when not
+  /// registered; a write error otherwise (the payload is kept all the same).
+  template <class H> void async_update_payload(std::string payload, H&& h) {
+    s_->post([c = c_, payload = std::move(payload), h = std::forward<H>(h)]() mutable {
+      if (!c->wanted) return h(result<void>(make_error(errc::not_started, "service update", c->parent)));
+      auto before = c->instance.payload;
+      c->instance.payload = std::move(payload);
+      auto bytes = detail::encode_instance(c->instance);
+      if (!bytes) {
+        c->instance.payload = std::move(before);
+        return h(result<void>(bytes.error()));
+      }
+      if (c->node.empty() || c->registering) return h(result<void>(outcome::success())); // goes with the create
+      c->s->async_set(c->node, bytes.value(), any_version, [h = std::move(h)](result<zkrecipes::stat> r) mutable {
+        if (r) return h(result<void>(outcome::success()));
+        h(result<void>(r.error()));
       });
     });
   }
+  result<void> update_payload(std::string payload) {
+    return detail::run_blocking<void>(*s_, "service update", c_->parent, [&](auto done) {
+      async_update_payload(std::move(payload), std::move(done));
+    });
+  }
 
-  /// Unregisters (removes the node); not registered again after an expiry.
+  /// Unregisters: removes the node, retrying through connection losses until
+  /// it is gone (or its session is); not registered again after an expiry.
+  /// Handler: `void(result<void>)`.
+  template <class H> void async_stop(H&& h) {
+    s_->post([c = c_, h = std::forward<H>(h)]() mutable {
+      c->wanted = false;
+      ++c->generation; // a create still on its way is undone when it lands
+      c->registering = false;
+      if (c->node.empty()) return h(result<void>(outcome::success()));
+      detail::remove_until_gone(*c->s, std::exchange(c->node, {}), c->node_sid, std::move(h));
+    });
+  }
   result<void> stop() {
     return detail::run_blocking<void>(*s_, "service unregister", c_->parent, [&](auto done) {
-      s_->post([c = c_, done = std::move(done)]() mutable {
-        c->wanted = false;
-        if (c->node.empty()) return done(result<void>(outcome::success()));
-        c->s->async_remove(std::exchange(c->node, {}), any_version, [done = std::move(done)](result<void> r) mutable {
-          // An expired session took its ephemeral node with it.
-          if (r || r.error() == zk_errc::no_node || is_session_expired(r.error()))
-            return done(result<void>(outcome::success()));
-          done(std::move(r));
-        });
-      });
+      async_stop(std::move(done));
     });
   }
 
@@ -292,7 +313,8 @@ private:
   static void reregister(std::shared_ptr<detail::registration_core> core) {
     core->registering = true;
     core->node.clear(); // the old session's node is gone with it
-    detail::register_instance(core, [core](result<std::string> r) {
+    detail::register_instance(core, [core, gen = core->generation](result<std::string> r) {
+      if (core->generation != gen) return; // stopped or started again meanwhile
       core->registering = false;
       if (r || core->closed || !core->wanted || r.error() == errc::cancelled || r.error() == errc::closed) return;
       std::fprintf(stderr, "zkrecipes: service %s: re-registration failed (%s); trying again\n", core->parent.c_str(),

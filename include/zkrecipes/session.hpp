@@ -28,6 +28,7 @@
 #include "zkrecipes/detail/dispatcher.hpp"
 #include "zkrecipes/detail/unique_function.hpp"
 #include "zkrecipes/error.hpp"
+#include "zkrecipes/interceptor.hpp"
 #include "zkrecipes/multi.hpp"
 #include "zkrecipes/node.hpp"
 #include "zkrecipes/path.hpp"
@@ -193,6 +194,18 @@ public:
   /// True on the dispatcher thread (where handlers run).
   bool on_dispatcher_thread() const;
 
+  /// A handle to this session whose operations pass through `chain`
+  /// (docs/interceptors.md). Give it to recipes in place of the session:
+  /// every operation they send is seen. It shares the session (closing it
+  /// closes the session) but does not close it when destroyed; keep the
+  /// session alive while it is used. A null or empty chain gives a plain
+  /// handle; the chain replaces any chain of this handle.
+  /// On such a handle post() and post_after() carry the current trace id
+  /// to the task, and completion handlers run with their operation's.
+  session intercepted(std::shared_ptr<const interceptor_chain> chain) const;
+  /// The chain this handle's operations pass through (null when none).
+  const std::shared_ptr<const interceptor_chain>& interceptors() const noexcept { return chain_; }
+
   // ---- operations -------------------------------------------------------
   // Each has an async form taking a `void(result<T>)` handler and a blocking
   // form for user threads, bounded by options().operation_timeout.
@@ -339,8 +352,9 @@ public:
 
 private:
   friend struct detail::session_access;
-  explicit session(std::shared_ptr<detail::session_core> core, bool borrowed = false)
-      : core_(std::move(core)), borrowed_(borrowed) {}
+  explicit session(std::shared_ptr<detail::session_core> core, bool borrowed = false,
+                   std::shared_ptr<const interceptor_chain> chain = {})
+      : core_(std::move(core)), borrowed_(borrowed), chain_(std::move(chain)) {}
   void release() noexcept;
 
   void do_create(std::string_view, std::string_view, create_options,
@@ -366,6 +380,7 @@ private:
 
   std::shared_ptr<detail::session_core> core_;
   bool borrowed_ = false; ///< a handle used inside the library: does not close on destruction
+  std::shared_ptr<const interceptor_chain> chain_; ///< null: operations go straight to the core
 };
 
 } // namespace zkrecipes

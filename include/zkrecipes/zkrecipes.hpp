@@ -3,6 +3,7 @@
 
 #include "zkrecipes/barrier.hpp"
 #include "zkrecipes/children_cache.hpp"
+#include "zkrecipes/client.hpp"
 #include "zkrecipes/codec.hpp"
 #include "zkrecipes/config.hpp"
 #include "zkrecipes/double_barrier.hpp"
@@ -11,6 +12,7 @@
 #include "zkrecipes/group_membership.hpp"
 #include "zkrecipes/hold.hpp"
 #include "zkrecipes/id_generator.hpp"
+#include "zkrecipes/interceptor.hpp"
 #include "zkrecipes/leader_latch.hpp"
 #include "zkrecipes/leader_selector.hpp"
 #include "zkrecipes/locking_queue.hpp"

@@ -5,7 +5,9 @@
 #pragma once
 
 #include "zkrecipes/detail/coro.hpp"
+#include "zkrecipes/detail/trace_envelope.hpp"
 #include "zkrecipes/error.hpp"
+#include "zkrecipes/interceptor.hpp"
 #include "zkrecipes/path.hpp"
 #include "zkrecipes/queue_options.hpp"
 #include "zkrecipes/session.hpp"
@@ -200,8 +202,10 @@ struct bucket_appender {
 };
 
 /// Appends one encoded item (or several in one multi) to a bucketed folder.
+/// The item's create carries `trace` (when the session is intercepted).
 inline task append_items(std::shared_ptr<void> keep, bucket_appender* a, std::vector<std::string> items,
-                         unique_function<void(result<std::vector<std::string>>)> done) {
+                         unique_function<void(result<std::vector<std::string>>)> done,
+                         std::optional<std::string> trace = std::nullopt) {
   (void)keep;
   for (int attempt = 0;; ++attempt) {
     auto t = co_await a->current_tail();
@@ -214,14 +218,21 @@ inline task append_items(std::shared_ptr<void> keep, bucket_appender* a, std::ve
     a->reserve(b, items.size());
     std::vector<std::string> paths;
     result<void> res = outcome::success();
+    // Set only while the operation is started: a scope must not span a co_await.
+    std::optional<trace_scope> scope;
+    if (trace) scope.emplace(trace);
     if (items.size() == 1) {
-      auto c = co_await start_create(*a->s, prefix, items[0], a->mode(create_mode::persistent_sequential));
+      auto pc = start_create(*a->s, prefix, items[0], a->mode(create_mode::persistent_sequential));
+      scope.reset();
+      auto c = co_await pc;
       if (c) paths.push_back(c.value().path);
       else res = c.error();
     } else {
       multi_op tx;
       for (auto& d : items) tx.create(prefix, d, a->mode(create_mode::persistent_sequential));
-      auto m = co_await start_multi(*a->s, tx);
+      auto pm = start_multi(*a->s, tx);
+      scope.reset();
+      auto m = co_await pm;
       if (m)
         for (auto& r : m.value()) paths.push_back(r.path);
       else res = m.error();
@@ -277,17 +288,49 @@ struct take_waits {
   }
 };
 
-/// Encodes every value with Codec, naming the queue on failure.
+/// Encodes every value with Codec, naming the queue on failure, and wraps
+/// each in the trace envelope when it carries `trace` (or must be wrapped).
 template <class Codec>
-result<std::vector<std::string>> encode_all(std::span<const typename Codec::value_type> values, const std::string& path) {
+result<std::vector<std::string>> encode_all(std::span<const typename Codec::value_type> values, const std::string& path,
+                                            const std::optional<std::string>& trace = std::nullopt) {
   std::vector<std::string> out;
   out.reserve(values.size());
   for (auto& v : values) {
     auto e = Codec::encode(v);
     if (!e) return make_error(errc::encode_failed, "queue put", path + ": " + e.error().message());
-    out.push_back(std::move(e).value());
+    auto& bytes = e.value();
+    if (trace || std::string_view(bytes).substr(0, trace_magic.size()) == trace_magic)
+      out.push_back(wrap_trace(bytes, trace));
+    else
+      out.push_back(std::move(bytes));
   }
   return out;
+}
+
+/// The current trace id if it is valid (what a put carries).
+inline std::optional<std::string> put_trace_id() {
+  auto id = current_trace_id();
+  if (id && !valid_trace_id(*id)) id.reset();
+  return id;
+}
+
+/// Tells queue interceptors of one item (nothing to do when there are none).
+inline void notify_queue(const std::vector<std::shared_ptr<queue_interceptor>>& list, bool produce,
+                         const std::string& root, std::string_view item_path, const std::optional<std::string>& trace,
+                         std::optional<int> priority = std::nullopt) {
+  if (list.empty()) return;
+  queue_record r;
+  r.role = produce ? "produce" : "consume";
+  r.queue_path = root;
+  std::string_view key = item_path;
+  if (key.size() > root.size() && key.substr(0, root.size()) == root && key[root.size()] == '/')
+    key.remove_prefix(root.size() + 1);
+  r.item_key = std::string(key);
+  r.bucket = bucket_number(name(parent(item_path)));
+  r.sequence = sequence_of(item_path);
+  r.priority = priority;
+  r.trace_id = trace;
+  run_queue_interceptors(list, r, produce);
 }
 
 /// One item handed to a consumer: its path and stored bytes.

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "zkrecipes/detail/coro.hpp"
+#include "zkrecipes/detail/listeners.hpp"
 #include "zkrecipes/error.hpp"
 #include "zkrecipes/node.hpp"
 #include "zkrecipes/path.hpp"
@@ -54,7 +55,7 @@ struct cache_event {
 
 namespace detail {
 
-struct cache_core {
+struct cache_core : std::enable_shared_from_this<cache_core> {
   session* s = nullptr;
   std::string root;
   int max_depth = 0;       ///< levels below the root that are mirrored (0: the root only)
@@ -85,6 +86,7 @@ struct cache_core {
   mutable std::mutex mx;
   std::map<std::string, node> view;
   std::uint64_t changes = 0; ///< events so far (for waits)
+  std::optional<error> last_error; ///< the last lasting refusal (no_auth)
   bool initialised_view = false;
   std::condition_variable cv;
 
@@ -105,16 +107,7 @@ struct cache_core {
     cv.notify_all();
     if (!initialised) return; // the initial snapshot is not told piecemeal
     cache_event e{ch, p, n};
-    auto ls = listeners; // a listener may add or remove listeners
-    for (auto& [id, fn] : ls) {
-      try {
-        fn(e);
-      } catch (const std::exception& ex) { // one listener's failure must not stop the mirror
-        std::fprintf(stderr, "zkrecipes: %s %s: a listener threw: %s\n", kind, root.c_str(), ex.what());
-      } catch (...) {
-        std::fprintf(stderr, "zkrecipes: %s %s: a listener threw\n", kind, root.c_str());
-      }
-    }
+    call_listeners(listeners, e, kind, root);
   }
 
   void first_read_done(bool& flag) {
@@ -161,9 +154,16 @@ struct cache_core {
   /// Starts mirroring `p` (a new entry with its loops).
   void track(std::shared_ptr<cache_core> self, const std::string& p, int depth);
 
+  /// After a failed read: a lasting refusal (no_auth) keeps `p` out of the
+  /// mirror without holding up the snapshot, and waits for the node to
+  /// change before reading again (never polling). Resolves to true when it
+  /// handled the error (read again now), false for transient errors.
+  pending<bool> refused(const std::string& p, std::uint64_t gen, const error& e, bool& pending_flag);
+
   wakeup arm() {
     wakeup w;
-    std::erase_if(armed, [](const wakeup& a) { return a.fired(); });
+    // Fired ones are swept now and then, not on every call: O(1) amortised.
+    if (armed.size() > 2 * entries.size() + 16) std::erase_if(armed, [](const wakeup& a) { return a.fired(); });
     armed.push_back(w);
     return w;
   }
@@ -196,6 +196,10 @@ inline task cache_data_loop(std::shared_ptr<cache_core> c, std::string p, std::u
           c->emit(cache_change::removed, p, old);
           c->emit(cache_change::added, p, n);
         }
+      } else if (n.stat.mzxid < e.data.stat.mzxid) {
+        // Older than what we hold: a server behind the one we read before
+        // (a new session after an expiry may land on one). Its watch fires
+        // when it catches up.
       } else if (e.data.stat.mzxid != n.stat.mzxid || e.data.stat.version != n.stat.version) {
         e.data = n;
         if (c->in_view(p)) c->emit(cache_change::updated, p, n);
@@ -225,8 +229,9 @@ inline task cache_data_loop(std::shared_ptr<cache_core> c, std::string p, std::u
     } else if (failed_with(r, errc::closed)) {
       co_return;
     } else {
-      // Connection loss, expiry, no_auth...: read again once the session is
-      // back (the watch, if any, has fired with the error already).
+      if (co_await c->refused(p, gen, r.error(), e.data_pending)) continue;
+      // Connection loss, expiry: read again once the session is back (the
+      // watch, if any, has fired with the error already).
       (void)co_await sleep_for(s, cache_backoff(failures));
       continue;
     }
@@ -249,14 +254,15 @@ inline task cache_children_loop(std::shared_ptr<cache_core> c, std::string p, st
       std::vector<std::string> gone;
       for (auto& k : e->kids)
         if (!now.count(k)) gone.push_back(k);
-      for (auto& k : gone) c->drop(join(p, k));
-      e = &c->entries[p];
+      // New children first: dropping a gone one may settle the last pending
+      // first read, and the snapshot must not be declared before these count.
       for (auto& k : now)
         if (!e->kids.count(k)) {
           e->kids.insert(k);
-          c->track(c, join(p, k), e->depth + 1);
-          e = &c->entries[p]; // track() inserts into the map (references stay valid, but be plain)
+          c->track(c, join(p, k), e->depth + 1); // map insertions keep `e` valid
         }
+      for (auto& k : gone) c->drop(join(p, k));
+      e = &c->entries[p];
       c->first_read_done(e->kids_pending);
     } else if (failed_with(r, zk_errc::no_node)) {
       failures = 0;
@@ -279,11 +285,37 @@ inline task cache_children_loop(std::shared_ptr<cache_core> c, std::string p, st
     } else if (failed_with(r, errc::closed)) {
       co_return;
     } else {
+      if (co_await c->refused(p, gen, r.error(), e->kids_pending)) continue;
       (void)co_await sleep_for(s, cache_backoff(failures));
       continue;
     }
     co_await w;
   }
+}
+
+inline task cache_refused_wait(std::shared_ptr<cache_core> c, std::string p, std::uint64_t gen,
+                               unique_function<void(result<bool>)> done) {
+  wakeup w = c->arm();
+  auto ex = co_await start_exists(*c->s, p, w.as_watcher());
+  if (ex && c->alive(p, gen)) co_await w;
+  done(true);
+}
+
+inline pending<bool> cache_core::refused(const std::string& p, std::uint64_t gen, const error& e, bool& pending_flag) {
+  pending<bool> out;
+  if (e != zk_errc::no_auth) {
+    out.handler()(false);
+    return out;
+  }
+  std::fprintf(stderr, "zkrecipes: %s %s: %s (left out of the mirror until it changes)\n", kind, root.c_str(),
+               e.message().c_str());
+  {
+    std::lock_guard lk(mx);
+    last_error = e;
+  }
+  first_read_done(pending_flag);
+  cache_refused_wait(shared_from_this(), p, gen, out.handler());
+  return out;
 }
 
 inline void cache_core::track(std::shared_ptr<cache_core> self, const std::string& p, int depth) {
@@ -340,6 +372,12 @@ public:
       c->init_waiters.push_back(std::move(h));
       c->track(c, c->root, 0);
     });
+  }
+  /// The last lasting refusal met (e.g. no_auth on a node this session may
+  /// not read; such nodes are left out of the mirror).
+  std::optional<error> last_error() const {
+    std::lock_guard lk(c_->mx);
+    return c_->last_error;
   }
   /// True once the initial snapshot is in.
   bool initialised() const {

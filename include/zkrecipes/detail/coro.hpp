@@ -13,6 +13,7 @@
 #include "zkrecipes/node.hpp"
 #include "zkrecipes/session.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <coroutine>
 #include <cstdio>
@@ -142,11 +143,22 @@ inline pending<std::vector<op_result>> start_multi(session& s, const multi_op& o
   s.async_multi(ops, p.handler());
   return p;
 }
+inline pending<void> start_sync(session& s, const std::string& path) {
+  pending<void> p;
+  s.async_sync(path, p.handler());
+  return p;
+}
 inline pending<void> start_ensure_path(session& s, const std::string& path) {
   pending<void> p;
   s.async_ensure_path(path, p.handler());
   return p;
 }
+
+/// Removes `path`, an ephemeral node of ZooKeeper session `sid`, retrying
+/// transient errors until it is gone, its session has ended or the session is
+/// closed: a delete is never forgotten after one failed try (apache/curator
+/// issue 1193). `done` (optional) hears success or a lasting error.
+task remove_until_gone(session& s, std::string path, std::int64_t sid, unique_function<void(result<void>)> done = {});
 
 /// Fires `w` after `delay` on the dispatcher; returns the timer id (0 for no timer).
 inline std::uint64_t fire_after(session& s, std::chrono::milliseconds delay, const wakeup& w) {
@@ -195,6 +207,19 @@ template <class T, class Start> result<T> run_blocking(session& s, const char* o
   auto f = p->get_future();
   start([p](result<T> r) { p->set_value(std::move(r)); });
   return f.get();
+}
+
+inline task remove_until_gone(session& s, std::string path, std::int64_t sid, unique_function<void(result<void>)> done) {
+  for (int attempt = 0;; ++attempt) {
+    auto r = co_await start_remove(s, path);
+    const bool gone = r || failed_with(r, zk_errc::no_node) || is_session_expired(r.error()) ||
+                      (!failed_with(r, errc::closed) && s.session_id() != sid && s.session_id() != 0);
+    if (gone || failed_with(r, errc::closed) || !is_retryable(r.error())) {
+      if (done) done(gone ? result<void>(outcome::success()) : std::move(r));
+      co_return;
+    }
+    (void)co_await sleep_for(s, std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
+  }
 }
 
 } // namespace zkrecipes::detail

@@ -715,10 +715,67 @@ namespace detail {
 /// handle to the same session that stays valid if the user's session object
 /// is moved, and does not close the session when dropped.
 struct session_access {
+  /// Keeps the handle's interceptor chain: a recipe's later operations are seen too.
   static std::shared_ptr<session> borrow(const session& s) {
+    return std::shared_ptr<session>(new session(s.core_, true, s.chain_));
+  }
+  /// Without the chain: the inner steps of one intercepted operation
+  /// (ensure_path, remove_recursive) are not seen a second time.
+  static std::shared_ptr<session> borrow_plain(const session& s) {
     return std::shared_ptr<session>(new session(s.core_, true));
   }
 };
+
+inline std::uint64_t next_operation_id() noexcept {
+  static std::atomic<std::uint64_t> n{0};
+  return n.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+/// Operations whose completion carries no zxid.
+struct no_zxid {};
+
+/// Runs the chain's before() on a new record of this operation and returns
+/// the handler that fills the completion, runs after(), and then `h` with
+/// the operation's trace id current (so work it starts carries it on).
+template <class T, class Zxid>
+unique_function<void(result<T>)> tap(std::shared_ptr<const interceptor_chain> chain, const char* kind,
+                                     std::optional<std::string_view> path, std::optional<std::size_t> size,
+                                     bool watch, std::int64_t sid, unique_function<void(result<T>)> h,
+                                     Zxid zxid_of) {
+  operation_record rec;
+  rec.id = next_operation_id();
+  rec.kind = kind;
+  if (path) rec.path = std::string(*path);
+  rec.size = size;
+  rec.trace_id = current_trace_id();
+  rec.watch = watch;
+  rec.session_id = sid;
+  chain->before(rec);
+  const auto t0 = std::chrono::steady_clock::now(); // after before(): its cost is not the operation's
+  return [chain = std::move(chain), rec = std::move(rec), t0, h = std::move(h), zxid_of](result<T> r) mutable {
+    rec.latency = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    if (r) {
+      rec.result = std::error_code();
+      if constexpr (!std::is_void_v<T> && !std::is_same_v<Zxid, no_zxid>) rec.zxid = zxid_of(r.value());
+    } else {
+      rec.result = r.error().code();
+      rec.error = r.error().message();
+    }
+    chain->after(rec);
+    trace_scope scope(rec.trace_id);
+    h(std::move(r));
+  };
+}
+
+/// Wraps a task so that it runs with the trace id current now (none: as is).
+inline unique_function<void()> carry_trace(unique_function<void()> task) {
+  auto id = current_trace_id();
+  if (!id) return task;
+  return [id = std::move(id), task = std::move(task)]() mutable {
+    trace_scope scope(std::move(id));
+    task();
+  };
+}
 } // namespace detail
 
 // ---- session: public members ------------------------------------------------
@@ -763,15 +820,22 @@ inline void session::release() noexcept {
 }
 
 inline session::session(session&& other) noexcept
-    : core_(std::move(other.core_)), borrowed_(std::exchange(other.borrowed_, false)) {}
+    : core_(std::move(other.core_)), borrowed_(std::exchange(other.borrowed_, false)),
+      chain_(std::move(other.chain_)) {}
 
 inline session& session::operator=(session&& other) noexcept {
   if (this != &other) {
     release();
     core_ = std::move(other.core_);
     borrowed_ = std::exchange(other.borrowed_, false);
+    chain_ = std::move(other.chain_);
   }
   return *this;
+}
+
+inline session session::intercepted(std::shared_ptr<const interceptor_chain> chain) const {
+  if (chain && chain->empty()) chain.reset(); // no interceptors: no cost at all
+  return session(core_, true, std::move(chain));
 }
 
 inline session::~session() { release(); }
@@ -845,10 +909,14 @@ inline result<void> session::close() {
   return outcome::success();
 }
 
-inline void session::post(detail::unique_function<void()> task) { core_->disp.post(std::move(task)); }
+inline void session::post(detail::unique_function<void()> task) {
+  if (chain_) task = detail::carry_trace(std::move(task));
+  core_->disp.post(std::move(task));
+}
 
 inline std::uint64_t session::post_after(std::chrono::milliseconds delay,
                                          detail::unique_function<void()> task) {
+  if (chain_) task = detail::carry_trace(std::move(task));
   return core_->disp.post_after(delay, std::move(task));
 }
 
@@ -873,6 +941,9 @@ result<T> session::blocking(const char* op, std::string_view path, Start&& start
 
 inline void session::do_create(std::string_view path, std::string_view data, create_options opts,
                                detail::unique_function<void(result<created_node>)> h) {
+  if (chain_)
+    h = detail::tap<created_node>(chain_, "create", path, data.size(), false, core_->session_id_now(), std::move(h),
+                                  [](const created_node& n) { return std::optional<std::int64_t>(n.stat.czxid); });
   if (auto v = detail::check_create(path, data, opts, "create"); !v)
     return detail::post_error<created_node>(core_->disp, std::move(h), v.error());
   auto op = std::make_unique<detail::create_op>();
@@ -949,6 +1020,9 @@ void session::do_read(const char* name, std::string_view path, watcher w,
 
 inline void session::do_get(std::string_view path, watcher w,
                             detail::unique_function<void(result<node>)> h) {
+  if (chain_)
+    h = detail::tap<node>(chain_, "get", path, std::nullopt, bool(w), core_->session_id_now(), std::move(h),
+                          [](const node& n) { return std::optional<std::int64_t>(n.stat.mzxid); });
   do_read<detail::get_op>("get", path, std::move(w), std::move(h),
                           [](zhandle_t* zh, detail::op_base* raw, detail::op_base* wop) {
                             return zoo_awget(zh, raw->path.c_str(), wop ? &detail::on_watch : nullptr,
@@ -962,6 +1036,9 @@ inline result<node> session::get(std::string_view path, watcher w) {
 
 inline void session::do_set(std::string_view path, std::string_view data, std::int32_t version,
                             detail::unique_function<void(result<zkrecipes::stat>)> h) {
+  if (chain_)
+    h = detail::tap<zkrecipes::stat>(chain_, "set", path, data.size(), false, core_->session_id_now(), std::move(h),
+                                     [](const zkrecipes::stat& st) { return std::optional<std::int64_t>(st.mzxid); });
   if (auto v = validate_path(path, "set"); !v)
     return detail::post_error<zkrecipes::stat>(core_->disp, std::move(h), v.error());
   if (auto v = detail::check_payload(data, "set", path); !v)
@@ -984,6 +1061,9 @@ inline result<zkrecipes::stat> session::set(std::string_view path, std::string_v
 
 inline void session::do_remove(std::string_view path, std::int32_t version,
                                detail::unique_function<void(result<void>)> h) {
+  if (chain_)
+    h = detail::tap<void>(chain_, "remove", path, std::nullopt, false, core_->session_id_now(), std::move(h),
+                          detail::no_zxid{});
   if (auto v = validate_path(path, "remove"); !v)
     return detail::post_error<void>(core_->disp, std::move(h), v.error());
   if (path == "/") return detail::post_error<void>(core_->disp, std::move(h),
@@ -1018,6 +1098,12 @@ inline result<void> session::remove(std::string_view path, std::int32_t version)
 
 inline void session::do_exists(std::string_view path, watcher w,
                                detail::unique_function<void(result<std::optional<zkrecipes::stat>>)> h) {
+  if (chain_)
+    h = detail::tap<std::optional<zkrecipes::stat>>(
+        chain_, "exists", path, std::nullopt, bool(w), core_->session_id_now(), std::move(h),
+        [](const std::optional<zkrecipes::stat>& st) {
+          return st ? std::optional<std::int64_t>(st->mzxid) : std::optional<std::int64_t>();
+        });
   do_read<detail::exists_op>("exists", path, std::move(w), std::move(h),
                              [](zhandle_t* zh, detail::op_base* raw, detail::op_base* wop) {
                                return zoo_awexists(zh, raw->path.c_str(), wop ? &detail::on_watch : nullptr,
@@ -1032,6 +1118,10 @@ inline result<std::optional<zkrecipes::stat>> session::exists(std::string_view p
 
 inline void session::do_children(std::string_view path, watcher w,
                                  detail::unique_function<void(result<children_list>)> h) {
+  if (chain_)
+    h = detail::tap<children_list>(chain_, "children", path, std::nullopt, bool(w), core_->session_id_now(),
+                                   std::move(h),
+                                   [](const children_list& c) { return std::optional<std::int64_t>(c.stat.pzxid); });
   do_read<detail::children_op>("children", path, std::move(w), std::move(h),
                                [](zhandle_t* zh, detail::op_base* raw, detail::op_base* wop) {
                                  return zoo_awget_children2(zh, raw->path.c_str(),
@@ -1048,6 +1138,18 @@ inline result<children_list> session::children(std::string_view path, watcher w)
 inline void session::do_multi(const multi_op& ops,
                               detail::unique_function<void(result<std::vector<op_result>>)> h) {
   using T = std::vector<op_result>;
+  if (chain_) {
+    std::size_t bytes = 0;
+    for (auto& e : ops.entries()) bytes += e.data.size();
+    std::optional<std::string_view> first;
+    if (!ops.empty()) first = ops.entries().front().path;
+    h = detail::tap<T>(chain_, "multi", first, bytes, false, core_->session_id_now(), std::move(h), [](const T& rs) {
+      std::optional<std::int64_t> z;
+      for (auto& r : rs)
+        if (r.stat && (!z || r.stat->mzxid > *z)) z = r.stat->mzxid;
+      return z;
+    });
+  }
   if (ops.empty()) {
     core_->disp.post([h = std::move(h)]() mutable { h(T{}); });
     return;
@@ -1120,6 +1222,9 @@ inline result<std::vector<op_result>> session::multi(const multi_op& ops) {
 }
 
 inline void session::do_sync(std::string_view path, detail::unique_function<void(result<void>)> h) {
+  if (chain_)
+    h = detail::tap<void>(chain_, "sync", path, std::nullopt, false, core_->session_id_now(), std::move(h),
+                          detail::no_zxid{});
   if (auto v = validate_path(path, "sync"); !v)
     return detail::post_error<void>(core_->disp, std::move(h), v.error());
   std::weak_ptr<detail::session_core> weak = core_;
@@ -1145,6 +1250,9 @@ inline result<void> session::sync(std::string_view path) {
 
 inline void session::do_add_auth(std::string_view scheme, std::string_view credential,
                                  detail::unique_function<void(result<void>)> h) {
+  if (chain_) // the credential is never shown, nor its size
+    h = detail::tap<void>(chain_, "add_auth", std::nullopt, std::nullopt, false, core_->session_id_now(),
+                          std::move(h), detail::no_zxid{});
   if (scheme.empty())
     return detail::post_error<void>(core_->disp, std::move(h),
                                     make_error(errc::invalid_argument, "add_auth", "(empty scheme)"));
@@ -1170,6 +1278,9 @@ inline result<void> session::add_auth(std::string_view scheme, std::string_view 
 
 inline void session::do_ensure_path(std::string_view path, create_mode mode,
                                     detail::unique_function<void(result<void>)> h) {
+  if (chain_)
+    h = detail::tap<void>(chain_, "ensure_path", path, std::nullopt, false, core_->session_id_now(), std::move(h),
+                          detail::no_zxid{});
   if (auto v = validate_path(path, "ensure_path"); !v)
     return detail::post_error<void>(core_->disp, std::move(h), v.error());
   if (mode != create_mode::persistent && mode != create_mode::container)
@@ -1185,7 +1296,7 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
     if (i == path.size() || path[i] == '/') prefixes.emplace_back(path.substr(0, i));
   // The server checks CREATE on the parent before existence, so an existing
   // path under a parent we may not create in fails with no_auth: look.
-  auto self = detail::session_access::borrow(*this);
+  auto self = detail::session_access::borrow_plain(*this);
   detail::unique_function<void(result<void>)> final =
       [self, p = std::string(path), h = std::move(h)](result<void> r) mutable {
         if (r || is_retryable(r.error()) || r.error() == errc::closed) return h(std::move(r));
@@ -1277,13 +1388,16 @@ struct remove_tree {
 
 inline void session::do_remove_recursive(std::string_view path,
                                          detail::unique_function<void(result<void>)> h) {
+  if (chain_)
+    h = detail::tap<void>(chain_, "remove_recursive", path, std::nullopt, false, core_->session_id_now(),
+                          std::move(h), detail::no_zxid{});
   if (auto v = validate_path(path, "remove_recursive"); !v)
     return detail::post_error<void>(core_->disp, std::move(h), v.error());
   if (path == "/")
     return detail::post_error<void>(core_->disp, std::move(h),
                                     make_error(errc::invalid_path, "remove_recursive", "/ (the root cannot be removed)"));
   // A borrowed handle: the walk may outlive a move of *this.
-  detail::remove_tree::run(detail::session_access::borrow(*this), std::string(path), 5,
+  detail::remove_tree::run(detail::session_access::borrow_plain(*this), std::string(path), 5,
                           std::move(h));
 }
 
