@@ -21,7 +21,6 @@ struct temp_file {
   }
   ~temp_file() {
     std::filesystem::remove(path);
-    std::filesystem::remove(path + ".tmp");
   }
 };
 

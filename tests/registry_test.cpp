@@ -131,7 +131,12 @@ TEST_CASE("registry: an instance whose process is SIGKILLed leaves discovery wit
   REQUIRE_MESSAGE(d.wait_until([](auto& l) { return l.size() == 1; }, 20s), zkr::detail::tail_of_file(log, 20));
   CHECK(d.instances()[0].id == "w-1");
   CHECK(d.instances()[0].payload.starts_with("pid="));
-  std::string out = zkr::detail::tail_of_file(log, 5);
+  // Its line comes after its create, which discovery may see first.
+  std::string out;
+  CHECK(eventually([&] {
+    out = zkr::detail::tail_of_file(log, 5);
+    return out.find("timeout=") != std::string::npos;
+  }));
   auto t = out.find("timeout=");
   REQUIRE(t != std::string::npos);
   const auto timeout = std::chrono::milliseconds(std::stoll(out.substr(t + 8)));

@@ -174,8 +174,8 @@ inline task config_publish(session* sp, std::string path, std::string bytes, std
 inline result<void> write_config_file(const std::string& file, const std::string& path, std::int32_t version,
                                       std::int64_t czxid, const std::string& bytes) {
   // A temporary name of our own (several processes may share the file),
-  // synced, then renamed over it: a reader sees the old file or the new one,
-  // also after a crash.
+  // synced, then renamed over it, and the folder synced: a reader sees the
+  // old file or the new one, also after a crash.
   static std::atomic<unsigned> counter{0};
   const std::string tmp = file + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(++counter);
   std::string text = "zkrecipes-config 1\n" + path + "\n" + std::to_string(version) + " " + std::to_string(czxid) +
@@ -194,8 +194,14 @@ inline result<void> write_config_file(const std::string& file, const std::string
   std::error_code ec;
   if (err == 0) std::filesystem::rename(tmp, file, ec);
   if (err != 0 || ec) {
-    std::filesystem::remove(tmp, ec);
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
     return make_error(err != 0 ? std::error_code(err, std::system_category()) : ec, "config fallback write", file);
+  }
+  auto dir = std::filesystem::path(file).parent_path();
+  if (const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    (void)::fsync(dfd); // makes the rename itself durable
+    ::close(dfd);
   }
   return outcome::success();
 }
@@ -266,7 +272,7 @@ public:
     });
   }
 
-  /// The current config and its version (errc: no_node when none).
+  /// The current config and its version (zk_errc::no_node when none).
   result<versioned<T>> read() {
     auto n = s_->get(path_);
     if (!n) return n.error();
@@ -411,6 +417,7 @@ public:
       if (auto e = cache_.last_error(); e && !current()) return *e; // e.g. no_auth on the config node
       return config_source::live;
     }
+    if (auto held = current()) return held->source; // the live config came in just now
     std::string why = st_->path + ": ZooKeeper did not answer within " + std::to_string(timeout.count()) + " ms";
     if (st_->opts.fallback_file.empty())
       return make_error(errc::timed_out, "config start", why + " and no fallback file is set");
