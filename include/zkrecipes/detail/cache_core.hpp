@@ -154,6 +154,10 @@ struct cache_core : std::enable_shared_from_this<cache_core> {
   /// Starts mirroring `p` (a new entry with its loops).
   void track(std::shared_ptr<cache_core> self, const std::string& p, int depth);
 
+  /// The root is absent: resolves once it may exist (an exists watch fired,
+  /// or it exists already), or after a back-off when the exists failed.
+  pending<void> root_appears(const std::string& p, std::uint64_t gen, int& failures);
+
   /// After a failed read: a lasting refusal (no_auth) keeps `p` out of the
   /// mirror without holding up the snapshot, and waits for the node to
   /// change before reading again (never polling). Resolves to true when it
@@ -219,12 +223,7 @@ inline task cache_data_loop(std::shared_ptr<cache_core> c, std::string p, std::u
         if (c->in_view(p)) c->emit(cache_change::removed, p, e.data);
       }
       c->first_read_done(e.data_pending);
-      w = c->arm();
-      auto ex = co_await start_exists(s, p, w.as_watcher());
-      if (!c->alive(p, gen)) co_return;
-      if (ex && ex.value()) continue; // made meanwhile
-      if (!ex && !failed_with(ex, errc::closed)) (void)co_await sleep_for(s, cache_backoff(failures));
-      else if (ex) co_await w;
+      co_await c->root_appears(p, gen, failures);
       continue;
     } else if (failed_with(r, errc::closed)) {
       co_return;
@@ -275,12 +274,7 @@ inline task cache_children_loop(std::shared_ptr<cache_core> c, std::string p, st
       e = &c->entries[p];
       e->kids.clear();
       c->first_read_done(e->kids_pending);
-      w = c->arm();
-      auto ex = co_await start_exists(s, p, w.as_watcher());
-      if (!c->alive(p, gen)) co_return;
-      if (ex && ex.value()) continue;
-      if (!ex && !failed_with(ex, errc::closed)) (void)co_await sleep_for(s, cache_backoff(failures));
-      else if (ex) co_await w;
+      co_await c->root_appears(p, gen, failures);
       continue;
     } else if (failed_with(r, errc::closed)) {
       co_return;
@@ -291,6 +285,21 @@ inline task cache_children_loop(std::shared_ptr<cache_core> c, std::string p, st
     }
     co_await w;
   }
+}
+
+inline task cache_root_wait(std::shared_ptr<cache_core> c, std::string p, std::uint64_t gen, int* failures,
+                            unique_function<void(result<void>)> done) {
+  wakeup w = c->arm();
+  auto ex = co_await start_exists(*c->s, p, w.as_watcher());
+  if (ex && !ex.value() && c->alive(p, gen)) co_await w;
+  else if (!ex && !failed_with(ex, errc::closed)) (void)co_await sleep_for(*c->s, cache_backoff(*failures));
+  done(outcome::success());
+}
+
+inline pending<void> cache_core::root_appears(const std::string& p, std::uint64_t gen, int& failures) {
+  pending<void> out;
+  cache_root_wait(shared_from_this(), p, gen, &failures, out.handler());
+  return out;
 }
 
 inline task cache_refused_wait(std::shared_ptr<cache_core> c, std::string p, std::uint64_t gen,
