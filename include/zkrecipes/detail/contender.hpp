@@ -135,6 +135,21 @@ public:
     });
   }
 
+  /// From a user thread: releases without a trip through the dispatcher.
+  /// The hold reads as released at once; the release itself runs next on
+  /// the dispatcher, before anything posted later (the next acquire).
+  /// False when nothing is held.
+  bool release_now() {
+    {
+      std::lock_guard lk(mx_);
+      if (phase_pub_ != phase::held) return false;
+      phase_pub_ = phase::idle;
+      in_doubt_ = false;
+    }
+    release({});
+    return true;
+  }
+
   /// Leaves for good: cancels, releases, stops listening. Not waited for.
   void shutdown() {
     s_->post([self = shared_from_this()] {
