@@ -47,6 +47,14 @@ double ms_since(clock_type::time_point t0) {
   return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
 }
 
+zkr::session open_session(const std::string& connect) {
+  zkr::session_options o;
+  o.connect_string = connect;
+  auto s = zkr::session::connect(o, 15s);
+  if (!s) die("connect " + connect + ": " + s.error().message());
+  return std::move(s).value();
+}
+
 // ---- the raw C client: a lock with the fewest round trips ------------------
 
 /// One raw handle; completions signal through a condition variable.
@@ -195,11 +203,8 @@ figures lock_uncontended(const std::string& lib, const std::string& connect, con
     }
     f.cycles_per_s = uncontended_cycles / (ms_since(t0) / 1000.0);
   } else {
-    zkr::session_options o;
-    o.connect_string = connect;
-    auto s = zkr::session::connect(o, 15s);
-    if (!s) die(s.error().message());
-    zkr::mutex m(s.value(), path);
+    auto s = open_session(connect);
+    zkr::mutex m(s, path);
     auto t0 = clock_type::now();
     for (int i = 0; i < uncontended_cycles; ++i) {
       auto t = clock_type::now();
@@ -240,11 +245,8 @@ figures lock_contended(const std::string& lib, const std::string& connect, const
         }
         zoo_async(c.zh, path.c_str(), &raw_string_done, nullptr); // flush the last delete before close
       } else {
-        zkr::session_options o;
-        o.connect_string = connect;
-        auto s = zkr::session::connect(o, 15s);
-        if (!s) die(s.error().message());
-        zkr::mutex m(s.value(), path);
+        auto s = open_session(connect);
+        zkr::mutex m(s, path);
         ++ready;
         while (!go) std::this_thread::yield();
         for (int i = 0; i < contended_cycles_each; ++i) {
@@ -356,13 +358,10 @@ queue_figures queue_workload(const std::string& lib, const std::string& connect,
     f.e2e_per_s = queue_items / (ms_since(t0) / 1000.0);
     return f;
   }
-  zkr::session_options o;
-  o.connect_string = connect;
-  auto ps = zkr::session::connect(o, 15s);
-  auto cs = zkr::session::connect(o, 15s);
-  if (!ps || !cs) die("queue: no connection");
-  zkr::fifo_queue<std::string> producer(ps.value(), root + "/q");
-  zkr::fifo_queue<std::string> consumer(cs.value(), root + "/q");
+  auto ps = open_session(connect);
+  auto cs = open_session(connect);
+  zkr::fifo_queue<std::string> producer(ps, root + "/q");
+  zkr::fifo_queue<std::string> consumer(cs, root + "/q");
   auto put_all = [&] {
     counter done;
     auto t0 = clock_type::now();
