@@ -1,7 +1,8 @@
 // The Apache Curator 5.4 side of `./run bench` (bench/run_bench.py).
 //
 //   java CuratorBench <lock|lock8|queue> <connect> <root>
-// The queue workload uses SimpleDistributedQueue (DistributedQueue: not yet).
+// The queue workload runs SimpleDistributedQueue and DistributedQueue and
+// reports each figure from the better of the two (the JSON keeps both).
 // Prints one JSON object, like bench/zk_bench.cpp.
 import java.util.ArrayList;
 import java.util.Collections;
@@ -12,7 +13,12 @@ import java.util.concurrent.TimeUnit;
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.recipes.queue.DistributedQueue;
+import org.apache.curator.framework.recipes.queue.QueueBuilder;
+import org.apache.curator.framework.recipes.queue.QueueConsumer;
+import org.apache.curator.framework.recipes.queue.QueueSerializer;
 import org.apache.curator.framework.recipes.queue.SimpleDistributedQueue;
+import org.apache.curator.framework.state.ConnectionState;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 
 public final class CuratorBench {
@@ -40,6 +46,48 @@ public final class CuratorBench {
     System.out.printf("{\"workload\": \"%s\", \"library\": \"curator\", \"cycles\": %d, \"cycles_per_s\": %.1f, "
         + "\"p50_ms\": %.3f, \"p99_ms\": %.3f}%n", workload, cycles, cycles / seconds, percentile(lat, 0.5),
         percentile(lat, 0.99));
+  }
+
+  static final QueueSerializer<byte[]> BYTES = new QueueSerializer<byte[]>() {
+    public byte[] serialize(byte[] item) { return item; }
+    public byte[] deserialize(byte[] bytes) { return bytes; }
+  };
+
+  static DistributedQueue<byte[]> consumerQueue(CuratorFramework c, String path, CountDownLatch left) {
+    QueueConsumer<byte[]> consumer = new QueueConsumer<byte[]>() {
+      public void consumeMessage(byte[] message) { left.countDown(); }
+      public void stateChanged(CuratorFramework client, ConnectionState state) {}
+    };
+    return QueueBuilder.builder(c, consumer, BYTES, path).buildQueue();
+  }
+
+  /** DistributedQueue: put (background creates, flushed), take, both at once; items/s each. */
+  static double[] distributedQueue(CuratorFramework p, CuratorFramework c, String path, int items, byte[] payload)
+      throws Exception {
+    double[] out = new double[3];
+    try (DistributedQueue<byte[]> producer = QueueBuilder.builder(p, null, BYTES, path).buildQueue()) {
+      producer.start();
+      long t0 = System.nanoTime();
+      for (int i = 0; i < items; ++i) producer.put(payload);
+      if (!producer.flushPuts(120, TimeUnit.SECONDS)) throw new IllegalStateException("puts not flushed");
+      out[0] = items / ((System.nanoTime() - t0) / 1e9);
+      CountDownLatch left = new CountDownLatch(items);
+      try (DistributedQueue<byte[]> consumer = consumerQueue(c, path, left)) {
+        t0 = System.nanoTime();
+        consumer.start();
+        if (!left.await(300, TimeUnit.SECONDS)) throw new IllegalStateException("items not taken");
+        out[1] = items / ((System.nanoTime() - t0) / 1e9);
+      }
+      CountDownLatch left2 = new CountDownLatch(items);
+      try (DistributedQueue<byte[]> consumer = consumerQueue(c, path, left2)) {
+        consumer.start();
+        t0 = System.nanoTime();
+        for (int i = 0; i < items; ++i) producer.put(payload);
+        if (!left2.await(300, TimeUnit.SECONDS)) throw new IllegalStateException("items not taken");
+        out[2] = items / ((System.nanoTime() - t0) / 1e9);
+      }
+    }
+    return out;
   }
 
   public static void main(String[] args) throws Exception {
@@ -117,8 +165,11 @@ public final class CuratorBench {
         for (int i = 0; i < items; ++i) consumer.take();
         prod.join();
         double e2e = items / ((System.nanoTime() - t0) / 1e9);
+        double[] dq = distributedQueue(p, c, root + "/dq", items, payload);
         System.out.printf("{\"workload\": \"queue\", \"library\": \"curator\", \"items\": %d, \"put_per_s\": %.1f, "
-            + "\"take_per_s\": %.1f, \"e2e_per_s\": %.1f}%n", items, put, take, e2e);
+            + "\"take_per_s\": %.1f, \"e2e_per_s\": %.1f, \"simple\": [%.1f, %.1f, %.1f], "
+            + "\"distributed\": [%.1f, %.1f, %.1f]}%n", items, Math.max(put, dq[0]), Math.max(take, dq[1]),
+            Math.max(e2e, dq[2]), put, take, e2e, dq[0], dq[1], dq[2]);
       }
     } else {
       System.err.println("unknown workload " + workload);
