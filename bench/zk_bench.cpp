@@ -13,6 +13,8 @@
 
 #include <zookeeper/zookeeper.h>
 
+#include "bench_common.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -26,26 +28,10 @@
 #include <vector>
 
 namespace zkr = zkrecipes;
+using namespace bench;
 using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "zk_bench: %s\n", what.c_str());
-  std::exit(1);
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  auto i = static_cast<std::size_t>(p * double(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
-double ms_since(clock_type::time_point t0) {
-  return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
-}
 
 zkr::session open_session(const std::string& connect) {
   zkr::session_options o;
@@ -56,31 +42,6 @@ zkr::session open_session(const std::string& connect) {
 }
 
 // ---- the raw C client: a lock with the fewest round trips ------------------
-
-/// One raw handle; completions signal through a condition variable.
-struct raw_client {
-  zhandle_t* zh = nullptr;
-  std::mutex m;
-  std::condition_variable cv;
-  bool connected = false;
-
-  static void on_global(zhandle_t*, int type, int state, const char*, void* ctx) {
-    auto* self = static_cast<raw_client*>(ctx);
-    if (type == ZOO_SESSION_EVENT && state == ZOO_CONNECTED_STATE) {
-      std::lock_guard lk(self->m);
-      self->connected = true;
-      self->cv.notify_all();
-    }
-  }
-  explicit raw_client(const std::string& connect) {
-    zoo_set_debug_level(static_cast<ZooLogLevel>(0));
-    zh = zookeeper_init(connect.c_str(), &on_global, 10000, nullptr, this, 0);
-    if (!zh) die("zookeeper_init failed");
-    std::unique_lock lk(m);
-    if (!cv.wait_for(lk, 15s, [&] { return connected; })) die("raw client: no connection");
-  }
-  ~raw_client() { zookeeper_close(zh); }
-};
 
 /// Per-acquisition state shared with the C completions.
 struct raw_attempt {
@@ -120,10 +81,7 @@ void raw_watch(zhandle_t*, int, int, const char*, void* ctx) {
   a->watch_fired = true;
   a->c->cv.notify_all();
 }
-void raw_void_done(int, const void*) {}
-void raw_string_done(int, const char*, const void*) {}
 
-std::int64_t seq_of(const std::string& name) { return std::atoll(name.c_str() + name.size() - 10); }
 
 /// Acquires: create and list pipelined (one round trip when free); when
 /// taken, an exists watch on the predecessor, then list again.
@@ -162,17 +120,6 @@ void raw_unlock(raw_client& c, raw_attempt& a) {
   zoo_adelete(c.zh, a.mine.c_str(), -1, &raw_void_done, nullptr); // not waited for: the next create follows it
 }
 
-void raw_ensure(raw_client& c, const std::string& path) {
-  std::string cur;
-  std::size_t pos = 1;
-  while (pos <= path.size()) {
-    auto next = path.find('/', pos);
-    if (next == std::string::npos) next = path.size();
-    cur = path.substr(0, next);
-    zoo_create(c.zh, cur.c_str(), "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, nullptr, 0);
-    pos = next + 1;
-  }
-}
 
 // ---- workloads ---------------------------------------------------------------
 
@@ -280,23 +227,6 @@ struct queue_figures {
   double put_per_s = 0, take_per_s = 0, e2e_per_s = 0;
 };
 
-/// Counts completions; waits for a number of them.
-struct counter {
-  std::mutex m;
-  std::condition_variable cv;
-  int n = 0, failed = 0;
-  void add(bool ok) {
-    std::lock_guard lk(m);
-    ++n;
-    if (!ok) ++failed;
-    cv.notify_all();
-  }
-  void wait(int want) {
-    std::unique_lock lk(m);
-    if (!cv.wait_for(lk, 120s, [&] { return n >= want; })) die("queue: completions missing");
-    if (failed) die("queue: " + std::to_string(failed) + " operations failed");
-  }
-};
 
 void raw_create_count(int rc, const char*, const void* data) {
   static_cast<counter*>(const_cast<void*>(data))->add(rc == ZOK);
