@@ -86,3 +86,32 @@ TEST_CASE("double_barrier: a member that never arrives makes enter time out clea
   CHECK(zkr::double_barrier(s, path, 0).enter(1s).error() == zkr::errc::invalid_argument);
   CHECK(zkr::double_barrier(s, path, 2, {"ready", {}}).enter(1s).error() == zkr::errc::invalid_argument);
 }
+
+TEST_CASE("double_barrier: leave deletes the member's node at once and waits for the others") {
+  auto s = connect_shared();
+  auto t = connect_shared();
+  auto path = unique_root("dbarrier-leave") + "/round";
+  zkr::double_barrier a(s, path, 2, {"a", {}});
+  zkr::double_barrier b(t, path, 2, {"b", {}});
+  mailbox<zkr::result<void>> entered;
+  a.async_enter(10s, [&](zkr::result<void> r) { entered.push(std::move(r)); });
+  REQUIRE(b.enter(10s));
+  auto ea = entered.pop();
+  REQUIRE(ea);
+  REQUIRE(*ea);
+  // b stays inside: a's leave times out, with a's node already gone.
+  auto la = a.leave(300ms);
+  REQUIRE_FALSE(la);
+  CHECK(la.error() == zkr::errc::timed_out);
+  auto kids = s.children(path).value().names;
+  std::sort(kids.begin(), kids.end());
+  CHECK(kids == std::vector<std::string>{"b", "ready"});
+  // a waits again; b's leave (the last one out) lets both through and clears `ready`.
+  mailbox<zkr::result<void>> left;
+  a.async_leave(10s, [&](zkr::result<void> r) { left.push(std::move(r)); });
+  REQUIRE(b.leave(10s));
+  auto l = left.pop();
+  REQUIRE(l);
+  CHECK(*l);
+  CHECK(s.children(path).value().names.empty());
+}

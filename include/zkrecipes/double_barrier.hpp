@@ -64,39 +64,64 @@ inline task wait_until(session& s, wakeup w, std::chrono::steady_clock::time_poi
   then();
 }
 
+/// A wake-up that also remembers whether it was the watched node's creation
+/// (the proof a member needs to pass: a wake-up alone is not, curator 1290).
+struct created_watch {
+  wakeup w;
+  std::shared_ptr<bool> created = std::make_shared<bool>(false);
+  watcher as_watcher() const {
+    return [w = w, created = created](result<watch_event> e) {
+      if (e && e.value().type == event_type::created) *created = true;
+      w.fire();
+    };
+  }
+};
+
 inline task enter_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::steady_clock::time_point deadline,
                           unique_function<void(result<void>)> done) {
   session& s = *c->s;
   const auto gen = c->cancel_gen;
   const char* op = "double_barrier enter";
-  if (auto e = co_await start_ensure_path(s, c->path); !e) {
-    done(e.error());
-    co_return;
-  }
-  // Watch `ready` before joining, so that its creation cannot be missed.
-  wakeup w;
-  c->waits.push_back(w);
-  auto ex = start_exists(s, c->ready(), w.as_watcher());
+  // One round trip: the round's node (usually there already), a watch on
+  // `ready` set before joining (so its creation cannot be missed), the
+  // member's node, and the listing, all pipelined: the listing follows the
+  // create, so it counts this member.
+  created_watch rw;
+  c->waits.push_back(rw.w);
+  auto round = start_create(s, c->path, {}, create_options(create_mode::persistent));
+  auto ex = start_exists(s, c->ready(), rw.as_watcher());
   auto cr = start_create(s, c->me(), {}, create_options(create_mode::ephemeral, c->acl));
+  auto ls = start_children(s, c->path);
+  auto roundr = co_await round;
   auto exr = co_await ex;
   auto crr = co_await cr;
+  auto lst = co_await ls;
+  if (failed_with(roundr, zk_errc::no_node)) { // a missing ancestor: make the path, then join again
+    if (auto e = co_await start_ensure_path(s, c->path); !e) {
+      std::erase(c->waits, rw.w);
+      done(e.error());
+      co_return;
+    }
+    exr = co_await start_exists(s, c->ready(), rw.as_watcher());
+    crr = co_await start_create(s, c->me(), {}, create_options(create_mode::ephemeral, c->acl));
+    lst = co_await start_children(s, c->path);
+  }
   if (failed_with(crr, zk_errc::node_exists)) {
     auto g = co_await start_exists(s, c->me());
     if (!(g && g.value() && g.value()->ephemeral_owner == s.session_id())) {
-      std::erase(c->waits, w);
+      std::erase(c->waits, rw.w);
       done(make_error(errc::invalid_argument, op, c->me() + ": another member uses this id"));
       co_return;
     }
   } else if (!crr) {
-    std::erase(c->waits, w);
+    std::erase(c->waits, rw.w);
     (void)co_await start_remove(s, c->me()); // the create may have been applied: never count a member who failed
     done(crr.error());
     co_return;
   }
   for (;;) {
-    // Re-check after every wake-up: only `ready` or a full count lets a member in.
-    if (exr && exr.value()) break;
-    auto lst = co_await start_children(s, c->path, w.as_watcher()); // members arriving wake us too
+    // Only `ready` (read, or its creation seen) or a full count lets a member in.
+    if ((exr && exr.value()) || *rw.created) break;
     std::optional<error> failure;
     if (!lst) failure = lst.error();
     else {
@@ -110,21 +135,27 @@ inline task enter_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::s
         auto r = co_await start_multi(s, tx);
         if (r || failed_with(r, zk_errc::node_exists)) break;
         if (!failed_with(r, zk_errc::no_node)) failure = r.error();
-        else {
-          exr = co_await start_exists(s, c->ready());
-          continue; // a member left meanwhile: count again
+        else { // a member left meanwhile: read and count again
+          auto ex2 = start_exists(s, c->ready());
+          auto ls2 = start_children(s, c->path);
+          exr = co_await ex2;
+          lst = co_await ls2;
+          continue;
         }
       }
     }
+    // Not full: wait for `ready`. No children watch: the last member to join
+    // sees the full count in its own listing and makes `ready`.
     if (!failure) {
       pending<void> step;
-      wait_until(s, w, deadline, [h = step.handler()]() mutable { h(outcome::success()); });
+      wait_until(s, rw.w, deadline, [h = step.handler()]() mutable { h(outcome::success()); });
       (void)co_await step;
-      std::erase(c->waits, w);
+      std::erase(c->waits, rw.w);
+      if (*rw.created) break;
     }
     bool cancelled = c->cancel_gen != gen;
     if (failure || cancelled || std::chrono::steady_clock::now() >= deadline) {
-      std::erase(c->waits, w);
+      std::erase(c->waits, rw.w);
       // Leave no node behind: a member that gave up must not count.
       (void)co_await start_remove(s, c->me());
       // Unless `ready` exists now: it was made while this member was counted
@@ -140,72 +171,92 @@ inline task enter_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::s
                                 c->path + ": " + std::to_string(c->count) + " members needed"));
       co_return;
     }
-    w = wakeup{};
-    c->waits.push_back(w);
-    if (c->cancel_gen != gen) w.fire(); // a cancel just before this wait
-    exr = co_await start_exists(s, c->ready(), w.as_watcher());
+    // Woken by something else (a session event): read `ready` and count again.
+    rw = created_watch{};
+    c->waits.push_back(rw.w);
+    if (c->cancel_gen != gen) rw.w.fire(); // a cancel just before this wait
+    auto ex2 = start_exists(s, c->ready(), rw.as_watcher());
+    auto ls2 = start_children(s, c->path);
+    exr = co_await ex2;
+    lst = co_await ls2;
   }
-  std::erase(c->waits, w);
+  std::erase(c->waits, rw.w);
   done(outcome::success());
 }
+
+/// Members a leaving member watches at once; more are listed again after these go.
+inline constexpr std::size_t leave_watch_batch = 32;
 
 inline task leave_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::steady_clock::time_point deadline,
                           unique_function<void(result<void>)> done) {
   session& s = *c->s;
   const auto gen = c->cancel_gen;
   const char* op = "double_barrier leave";
+  // One round trip: the member's delete and the listing, pipelined (the
+  // listing follows the delete, so the last one out sees no member).
+  auto rm = start_remove(s, c->me());
+  auto ls = start_children(s, c->path);
+  auto rmr = co_await rm;
+  auto lst = co_await ls;
+  if (!rmr && !failed_with(rmr, zk_errc::no_node)) {
+    done(rmr.error());
+    co_return;
+  }
   for (;;) {
-    auto lst = co_await start_children(s, c->path);
     if (failed_with(lst, zk_errc::no_node)) break;
     if (!lst) {
       done(lst.error());
       co_return;
     }
     auto ms = c->members(lst.value().names);
-    bool in = std::find(ms.begin(), ms.end(), c->id) != ms.end();
-    if (ms.empty()) break;
-    std::string watch_path;
-    if (ms.size() == 1 && in) {
-      // The last one out also takes `ready` away, so the path can be used again.
-      multi_op tx;
-      tx.remove(c->me()).remove(c->ready());
-      auto m = co_await start_multi(s, tx);
-      if (!m) {
-        (void)co_await start_remove(s, c->me());
-        (void)co_await start_remove(s, c->ready()); // a stale `ready` would let the next round through
+    if (ms.empty()) {
+      // The last one out takes `ready` away, so the path can be used again.
+      auto r = co_await start_remove(s, c->ready());
+      if (!r && !failed_with(r, zk_errc::no_node)) {
+        done(r.error());
+        co_return;
       }
       break;
     }
-    if (in && ms.front() == c->id) {
-      watch_path = join(c->path, ms.back()); // lowest waits for the highest to go
-    } else {
-      if (in) {
-        auto r = co_await start_remove(s, c->me());
-        if (!r && !failed_with(r, zk_errc::no_node)) {
-          done(r.error());
-          co_return;
-        }
-      }
-      watch_path = join(c->path, ms.front()); // the others wait for the lowest
+    // Watch the members still inside (pipelined); done when every one is
+    // seen deleted, else list again.
+    if (ms.size() > leave_watch_batch) ms.resize(leave_watch_batch);
+    struct gone_count {
+      wakeup w;
+      std::size_t waiting = 0;
+      bool all_deleted = true; // every watch that fired was a deletion
+    };
+    auto g = std::make_shared<gone_count>();
+    g->waiting = ms.size();
+    c->waits.push_back(g->w);
+    if (c->cancel_gen != gen) g->w.fire(); // a cancel just before this wait
+    std::vector<pending<std::optional<zkrecipes::stat>>> ex;
+    for (auto& m : ms)
+      ex.push_back(start_exists(s, join(c->path, m), [g](result<watch_event> e) {
+        if (!(e && e.value().type == event_type::deleted)) g->all_deleted = false;
+        if (g->waiting > 0 && --g->waiting == 0) g->w.fire();
+      }));
+    bool listed_all = c->members(lst.value().names).size() <= leave_watch_batch;
+    for (auto& p : ex) {
+      auto r = co_await p;
+      if (r && r.value()) continue; // there: its watch tells when it goes
+      if (!r) g->all_deleted = false; // no watch was set: list again
+      if (--g->waiting == 0) g->w.fire(); // gone already (or unreadable): nothing to wait for
     }
-    wakeup w;
-    c->waits.push_back(w);
-    if (c->cancel_gen != gen) w.fire(); // a cancel just before this wait
-    auto e = co_await start_exists(s, watch_path, w.as_watcher());
-    if (e && e.value()) {
-      pending<void> step;
-      wait_until(s, w, deadline, [h = step.handler()]() mutable { h(outcome::success()); });
-      (void)co_await step;
-    }
-    std::erase(c->waits, w);
+    pending<void> step;
+    wait_until(s, g->w, deadline, [h = step.handler()]() mutable { h(outcome::success()); });
+    (void)co_await step;
+    std::erase(c->waits, g->w);
     if (c->cancel_gen != gen) {
       done(make_error(errc::cancelled, op, c->path));
       co_return;
     }
+    if (g->waiting == 0 && g->all_deleted && listed_all) break;
     if (std::chrono::steady_clock::now() >= deadline) {
       done(make_error(errc::timed_out, op, c->path + ": members still inside"));
       co_return;
     }
+    lst = co_await start_children(s, c->path);
   }
   done(outcome::success());
 }
@@ -256,8 +307,8 @@ public:
     return detail::run_blocking<void>(*s_, "double_barrier enter", c_->path,
                                       [&](auto done) { async_enter(timeout, std::move(done)); });
   }
-  /// Leaves and waits until every member has left. On timeout this member
-  /// may still be in (the lowest leaves last): call leave() again.
+  /// Leaves and waits until every member has left. This member's node is
+  /// deleted first; on timeout others are still in: call leave() again to wait on.
   template <class H> void async_leave(std::chrono::milliseconds timeout, H&& h) {
     start(timeout, std::forward<H>(h), &detail::leave_barrier);
   }
