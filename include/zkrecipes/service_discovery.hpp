@@ -152,6 +152,14 @@ public:
   /// leaves, only its keys move (to the next points on the ring); the others stay.
   result<service_instance> pick_by_key(std::string_view key) const {
     std::lock_guard lk(st_->mx);
+    if (st_->ring_stale) { // built on first use after the ids changed, not on every change
+      st_->ring.clear();
+      for (std::size_t i = 0; i < st_->list.size(); ++i)
+        for (int v = 0; v < st_->vnodes; ++v)
+          st_->ring.emplace_back(detail::stable_hash(st_->list[i].id + "#" + std::to_string(v)), i);
+      std::sort(st_->ring.begin(), st_->ring.end());
+      st_->ring_stale = false;
+    }
     if (st_->ring.empty()) return none();
     auto h = detail::stable_hash(key);
     auto it = std::lower_bound(st_->ring.begin(), st_->ring.end(), std::pair<std::uint64_t, std::size_t>{h, 0});
@@ -182,6 +190,7 @@ private:
     std::condition_variable cv;
     std::vector<service_instance> list;                    // by id
     std::vector<std::pair<std::uint64_t, std::size_t>> ring; // (point, index in list), sorted
+    bool ring_stale = true;                                  // ring to be rebuilt from list
     std::size_t next = 0;
     std::string sticky;
     std::mt19937_64 rng{std::random_device{}()};
@@ -237,17 +246,10 @@ private:
     std::vector<service_instance> list;
     list.reserve(by_id.size());
     for (auto& [id, in] : by_id) list.push_back(in);
-    std::vector<std::pair<std::uint64_t, std::size_t>> ring;
-    if (ids_changed || !e) { // the ring depends only on the ids (and their order)
-      for (std::size_t i = 0; i < list.size(); ++i)
-        for (int v = 0; v < st->vnodes; ++v)
-          ring.emplace_back(detail::stable_hash(list[i].id + "#" + std::to_string(v)), i);
-      std::sort(ring.begin(), ring.end());
-    }
     {
       std::lock_guard lk(st->mx);
       st->list = std::move(list);
-      if (ids_changed || !e) st->ring = std::move(ring);
+      if (ids_changed || !e) st->ring_stale = true; // the ring depends only on the ids (and their order)
     }
     st->cv.notify_all();
     st->by_id = std::move(by_id);
