@@ -54,7 +54,12 @@ TEST_CASE("registry: the instance record round-trips and bad records are refused
 
   for (std::string bad : {std::string(""), std::string("garbage"), std::string("zkrecipes-instance 1\nid=x\n"),
                           bytes.value().substr(0, bytes.value().size() - 1),
-                          std::string("zkrecipes-instance 1\nservice=a\nid=b\naddress=c\nport.http=70000\npayload=0\n")}) {
+                          std::string("zkrecipes-instance 1\nservice=a\nid=b\naddress=c\nport.http=70000\npayload=0\n"),
+                          // What encode_instance refuses to write is refused on reading (fuzz_records' finding):
+                          std::string("zkrecipes-instance 1\nservice=api\nid=\x8f\x1f\naddress=c\npayload=0\n"),
+                          std::string("zkrecipes-instance 1\nservice=a/b\nid=x\naddress=c\npayload=0\n"),
+                          std::string("zkrecipes-instance 1\nservice=a\nid=x\naddress=c\nport.=80\npayload=0\n"),
+                          std::string("zkrecipes-instance 1\nservice=a\nid=x\naddress=c\0d\npayload=0\n", 58)}) {
     auto r = zkr::detail::decode_instance(bad);
     REQUIRE_FALSE(r);
     CHECK(r.error() == zkr::errc::decode_failed);

@@ -110,6 +110,13 @@ inline result<service_instance> decode_instance(std::string_view b) {
     } // other keys: written by a newer version; ignored
   }
   if (in.service.empty() || in.id.empty() || in.address.empty()) return fail("service, id or address missing");
+  // What registration would refuse to write is refused on reading too (a
+  // record made by hand or by another program): found by fuzz/fuzz_records.cpp.
+  if (auto v = validate_name(in.service, "service name"); !v) return fail("bad service name: " + v.error().message());
+  if (auto v = validate_name(in.id, "instance id"); !v) return fail("bad instance id: " + v.error().message());
+  if (!registry_text_ok(in.address)) return fail("the address holds a NUL byte");
+  for (auto& [name, port] : in.ports)
+    if (name.empty() || !registry_text_ok(name)) return fail("a port name empty or holding a NUL byte");
   return in;
 }
 
