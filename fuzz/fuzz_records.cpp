@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -22,10 +23,17 @@ bool same(const zkr::service_instance& a, const zkr::service_instance& b) {
          a.payload == b.payload;
 }
 
-/// One file per fuzzing process, rewritten for each input.
+/// One file per fuzzing process, rewritten for each input, removed at exit
+/// (./run fuzz also points TMPDIR at a folder it removes).
 const std::string& scratch_file() {
-  static const std::string f = "/tmp/zkrecipes-fuzz-config-" + std::to_string(::getpid());
-  return f;
+  // Never destroyed: the exit handler below still needs it.
+  static const std::string* f = [] {
+    auto* p = new std::string(
+        (std::filesystem::temp_directory_path() / ("zkrecipes-fuzz-config-" + std::to_string(::getpid()))).string());
+    std::atexit([] { std::remove(scratch_file().c_str()); });
+    return p;
+  }();
+  return *f;
 }
 } // namespace
 
