@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -95,5 +96,20 @@ struct counter {
     if (failed) die("queue: " + std::to_string(failed) + " operations failed");
   }
 };
+
+/// The sizes of the workloads both C++ sides run (bench/README.md).
+constexpr int failover_candidates = 5, failover_repetitions = 20;
+constexpr int config_subscribers = 16, config_changes = 200;
+constexpr int barrier_members = 8, barrier_rounds = 100;
+constexpr int registry_caches = 8, registry_registrations = 50;
+
+/// VmRSS of this process, KiB.
+inline long vm_rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  die("memory: no VmRSS in /proc/self/status");
+}
 
 } // namespace bench

@@ -256,8 +256,6 @@ inline void config_read(config_subscriber* s) {
 // Rounds never reuse a node, and no member node is created after ready, so
 // the listed nodes only go away: no re-listing is needed.
 
-constexpr int barrier_members = 8;
-constexpr int barrier_rounds = 100;
 
 struct barrier_member {
   std::mutex m; // guards the fields below; cv signals them
@@ -415,8 +413,6 @@ inline void barrier_leave(barrier_member& b) {
 // Each cache: zoo_awget_children on the service node (the listing re-arms the
 // watch), then a get of each child it has not seen, sent back to back.
 
-constexpr int registry_caches = 8;
-constexpr int registry_registrations = 50;
 
 struct registry_hub {
   std::mutex m;
@@ -518,13 +514,6 @@ inline void registry_list(registry_cache* k) {
   }
 }
 
-inline long vm_rss_kib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  die("memory: no VmRSS in /proc/self/status");
-}
 
 } // namespace raw_detail
 
@@ -534,7 +523,7 @@ inline long vm_rss_kib() {
 /// time until another candidate's leader callback runs is the sample.
 inline std::string raw_failover(const std::string& connect, const std::string& root) {
   using namespace raw_detail;
-  constexpr int candidates = 5, repetitions = 20;
+  constexpr int candidates = failover_candidates, repetitions = failover_repetitions;
   election e;
   e.dir = root + "/election";
   {
@@ -614,7 +603,7 @@ inline std::string raw_failover(const std::string& connect, const std::string& r
 /// the latest first-sight stamp of the new value minus the time of the write.
 inline std::string raw_config(const std::string& connect, const std::string& root) {
   using namespace raw_detail;
-  constexpr int subscribers = 16, changes = 200;
+  constexpr int subscribers = config_subscribers, changes = config_changes;
   config_hub h;
   h.path = root + "/config";
   h.seen_by.assign(changes + 1, 0);

@@ -372,7 +372,6 @@ std::string fmt(const char* f, auto... args) {
   return buf;
 }
 
-constexpr int failover_candidates = 5, failover_repetitions = 20;
 
 /// 5 candidates; the leader's session is closed, the next one's "acquired"
 /// is stamped; the closed one rejoins at the back.
@@ -441,7 +440,6 @@ std::string zkr_failover(const std::string& connect, const std::string& root) {
          json_samples(samples) + "}";
 }
 
-constexpr int config_subscribers = 16, config_changes = 200;
 
 /// One publisher, 16 subscribers; the time until the last of them saw each change.
 std::string zkr_config(const std::string& connect, const std::string& root) {
@@ -476,7 +474,6 @@ std::string zkr_config(const std::string& connect, const std::string& root) {
              config_subscribers, config_changes, percentile(samples, 0.5), percentile(samples, 0.99));
 }
 
-constexpr int barrier_members = 8, barrier_rounds = 100;
 
 /// 8 members enter and leave a fresh double barrier each round.
 std::string zkr_barrier(const std::string& connect, const std::string& root) {
@@ -504,7 +501,6 @@ std::string zkr_barrier(const std::string& connect, const std::string& root) {
              barrier_members, barrier_rounds, barrier_rounds / s);
 }
 
-constexpr int registry_caches = 8, registry_registrations = 50;
 
 /// One registering session, 8 discovery caches; the time until the last cache saw each instance.
 std::string zkr_registry(const std::string& connect, const std::string& root) {
@@ -543,18 +539,6 @@ std::string zkr_registry(const std::string& connect, const std::string& root) {
              registry_caches, registry_registrations, percentile(samples, 0.5), percentile(samples, 0.99));
 }
 
-/// VmRSS of this process, KiB.
-long rss_kib() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) die("cannot read /proc/self/status");
-  char line[256];
-  long kib = -1;
-  while (std::fgets(line, sizeof line, f))
-    if (std::strncmp(line, "VmRSS:", 6) == 0) kib = std::atol(line + 6);
-  std::fclose(f);
-  if (kib < 0) die("no VmRSS in /proc/self/status");
-  return kib;
-}
 
 /// One session holding one of each recipe.
 std::string zkr_memory(const std::string& connect, const std::string& root) {
@@ -591,7 +575,7 @@ std::string zkr_memory(const std::string& connect, const std::string& root) {
   return fmt("{\"workload\": \"memory\", \"library\": \"zkrecipes\", \"rss_kib\": %ld, \"holds\": [\"lock\", "
              "\"rwlock\", \"semaphore\", \"latch\", \"queue\", \"barrier\", \"config\", \"registration\", "
              "\"discovery\", \"tree_cache\"]}",
-             rss_kib());
+             vm_rss_kib());
 }
 
 } // namespace
