@@ -74,7 +74,7 @@ inline task raise_barrier(session* sp, std::string path, std::optional<acl_list>
       done(c.error());
       co_return;
     }
-    if (auto e = co_await start_ensure_path(s, std::string(parent(path))); !e) {
+    if (auto e = co_await start_ensure_path(s, std::string(parent(path)), acl); !e) {
       done(e.error());
       co_return;
     }

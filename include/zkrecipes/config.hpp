@@ -142,7 +142,7 @@ inline task config_publish(session* sp, std::string path, std::string bytes, std
     }
     if (failed_with(r, zk_errc::no_node)) {
       if (expected == config_absent && !found) {
-        if (auto e = co_await start_ensure_path(s, std::string(parent(path))); !e) {
+        if (auto e = co_await start_ensure_path(s, std::string(parent(path)), opts.acl); !e) {
           done(e.error());
           co_return;
         }

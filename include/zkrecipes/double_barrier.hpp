@@ -88,7 +88,7 @@ inline task enter_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::s
   // create, so it counts this member.
   created_watch rw;
   c->waits.push_back(rw.w);
-  auto round = start_create(s, c->path, {}, create_options(create_mode::persistent));
+  auto round = start_create(s, c->path, {}, create_options(create_mode::persistent, c->acl));
   auto ex = start_exists(s, c->ready(), rw.as_watcher());
   auto cr = start_create(s, c->me(), {}, create_options(create_mode::ephemeral, c->acl));
   auto ls = start_children(s, c->path);
@@ -97,7 +97,7 @@ inline task enter_barrier(std::shared_ptr<double_barrier_core> c, std::chrono::s
   auto crr = co_await cr;
   auto lst = co_await ls;
   if (failed_with(roundr, zk_errc::no_node)) { // a missing ancestor: make the path, then join again
-    if (auto e = co_await start_ensure_path(s, c->path); !e) {
+    if (auto e = co_await start_ensure_path(s, c->path, c->acl); !e) {
       std::erase(c->waits, rw.w);
       done(e.error());
       co_return;

@@ -113,7 +113,7 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
       auto lst = co_await start_children(s, c->root);
       if (failed_with(lst, zk_errc::no_node)) {
         // Made here so that the waits below can watch it.
-        auto e = co_await start_ensure_path(s, c->root);
+        auto e = co_await start_ensure_path(s, c->root, c->opts.acl);
         if (!e) {
           done(e.error());
           co_return;

@@ -91,6 +91,13 @@ inline task watch_group(std::shared_ptr<membership_core> c) {
       }
     } else if (!lst) {
       if (failed_with(lst, errc::closed)) break;
+      if (failed_with(lst, zk_errc::no_auth)) {
+        // Refused by the group's ACL: tell whoever waits for a first view
+        // now (it would never come), and look again slowly.
+        auto ws = std::move(c->init_waiters);
+        c->init_waiters.clear();
+        for (auto& h : ws) h(lst.error());
+      }
       // Suspended or expired: try again once the session is back.
       (void)co_await sleep_for(s, std::chrono::milliseconds(std::min(1000, 50 << std::min(failures++, 4))));
       continue;
@@ -180,7 +187,7 @@ inline task join_group(std::shared_ptr<membership_core> c, unique_function<void(
       co_return;
     }
     if (failed_with(cr, zk_errc::no_node)) {
-      if (auto e = co_await start_ensure_path(s, c->path); !e) {
+      if (auto e = co_await start_ensure_path(s, c->path, c->acl); !e) {
         done(e.error());
         co_return;
       }
@@ -302,6 +309,8 @@ public:
   }
 
   /// Starts the live view and waits (up to `timeout`) for the first listing.
+  /// zk_errc::no_auth when the group's ACL refuses this session (the view
+  /// keeps looking, slowly, in case the ACL changes).
   result<void> watch(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     if (!valid_) return valid_.error();
     auto p = std::make_shared<std::promise<result<void>>>();

@@ -44,7 +44,7 @@ inline task next_id(session* sp, std::string path, std::optional<acl_list> acl,
       done(c.error());
       co_return;
     }
-    auto e = co_await start_ensure_path(s, path);
+    auto e = co_await start_ensure_path(s, path, acl);
     if (!e) {
       done(e.error());
       co_return;

@@ -226,7 +226,7 @@ task scan_and_claim(std::shared_ptr<locking_core<Codec>> c, std::optional<wakeup
   auto lr = co_await start_children(s, c->root, watch(c->root));
   if (failed_with(lr, zk_errc::no_node)) {
     // Made here so that a wait can watch it.
-    auto e = co_await start_ensure_path(s, c->root);
+    auto e = co_await start_ensure_path(s, c->root, c->opts.acl);
     if (!e) {
       done(e.error());
       co_return;

@@ -79,6 +79,9 @@ inline acl_list read_acl_unsafe() { return {{perms::read, "world", "anyone"}}; }
 /// Only the identities the creating session authenticated as (CREATOR_ALL_ACL).
 /// The session must have called add_auth first, or the create fails with invalid_acl.
 inline acl_list creator_all_acl() { return {{perms::all, "auth", ""}}; }
+/// The creating session's identities may do everything; everyone may read
+/// (readers such as config subscribers or discovery need no credentials).
+inline acl_list creator_all_world_read_acl() { return {{perms::all, "auth", ""}, {perms::read, "world", "anyone"}}; }
 
 /// Options of a create: `{create_mode::ephemeral}`, `{mode, acl}`, `{mode, {}, ttl}`.
 struct create_options {

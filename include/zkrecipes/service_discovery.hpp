@@ -107,6 +107,8 @@ public:
   const std::string& service() const noexcept { return service_; }
 
   /// Starts the live view and waits (up to `timeout`) for the first listing.
+  /// zk_errc::no_auth when the service's node refuses this session and no
+  /// instance could be read (the view keeps waiting for the ACL to change).
   result<void> start(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     if (!valid_) return valid_.error();
     if (s_->on_dispatcher_thread()) return make_error(errc::would_deadlock, "service discovery", service_);
@@ -118,7 +120,11 @@ public:
     });
     if (f.wait_for(timeout) != std::future_status::ready)
       return make_error(errc::timed_out, "service discovery", service_ + ": no listing yet (keeps trying)");
-    return f.get();
+    if (auto r = f.get(); !r) return r;
+    // The cache leaves a node it may not read out of its mirror and goes on;
+    // a view that was refused and sees nobody must say so, not look empty.
+    if (auto e = cache_.last_error(); e && instances().empty()) return *e;
+    return outcome::success();
   }
 
   /// The live instances, by id.

@@ -175,7 +175,7 @@ inline task register_instance(std::shared_ptr<registration_core> c, unique_funct
       co_return;
     }
     if (failed_with(r, zk_errc::no_node)) {
-      if (auto e = co_await start_ensure_path(s, c->parent); !e) {
+      if (auto e = co_await start_ensure_path(s, c->parent, c->opts.acl); !e) {
         done(e.error());
         co_return;
       }

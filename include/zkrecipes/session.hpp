@@ -326,19 +326,26 @@ public:
   /// created concurrently. The creates are pipelined: one round trip. When
   /// the last create fails for a lasting reason (e.g. no_auth because a
   /// parent refuses CREATE), one exists call decides: a path that exists is
-  /// success.
+  /// success. Nodes it creates get `acl` (unset: the session's default);
+  /// nodes that exist keep theirs.
   /// Handler: `void(result<void>)`.
   template <class Handler>
     requires handler_for<Handler, void>
   void async_ensure_path(std::string_view path, Handler&& h) {
-    do_ensure_path(path, create_mode::persistent, std::forward<Handler>(h));
+    do_ensure_path(path, create_mode::persistent, std::nullopt, std::forward<Handler>(h));
   }
   template <class Handler>
     requires handler_for<Handler, void>
   void async_ensure_path(std::string_view path, create_mode mode, Handler&& h) {
-    do_ensure_path(path, mode, std::forward<Handler>(h));
+    do_ensure_path(path, mode, std::nullopt, std::forward<Handler>(h));
   }
-  result<void> ensure_path(std::string_view path, create_mode mode = create_mode::persistent);
+  template <class Handler>
+    requires handler_for<Handler, void>
+  void async_ensure_path(std::string_view path, create_mode mode, std::optional<acl_list> acl, Handler&& h) {
+    do_ensure_path(path, mode, std::move(acl), std::forward<Handler>(h));
+  }
+  result<void> ensure_path(std::string_view path, create_mode mode = create_mode::persistent,
+                           std::optional<acl_list> acl = std::nullopt);
 
   /// Removes a node and everything below it, tolerating nodes removed
   /// concurrently; a missing node is success. Children are listed and
@@ -372,7 +379,8 @@ private:
   void do_multi(const multi_op&, detail::unique_function<void(result<std::vector<op_result>>)>);
   void do_sync(std::string_view, detail::unique_function<void(result<void>)>);
   void do_add_auth(std::string_view, std::string_view, detail::unique_function<void(result<void>)>);
-  void do_ensure_path(std::string_view, create_mode, detail::unique_function<void(result<void>)>);
+  void do_ensure_path(std::string_view, create_mode, std::optional<acl_list>,
+                      detail::unique_function<void(result<void>)>);
   void do_remove_recursive(std::string_view, detail::unique_function<void(result<void>)>);
 
   /// Runs an async operation and waits for it, bounded by operation_timeout.

@@ -51,7 +51,7 @@ inline task read_or_create(session* sp, std::string path, std::string initial, s
     }
     auto c = co_await start_create(s, path, initial, create_options(create_mode::persistent, acl));
     if (failed_with(c, zk_errc::no_node)) {
-      auto e = co_await start_ensure_path(s, std::string(parent(path)));
+      auto e = co_await start_ensure_path(s, std::string(parent(path)), acl);
       if (!e) {
         done(e.error());
         co_return;
@@ -123,7 +123,7 @@ inline task write_value(session* sp, std::string path, std::string data, std::in
       co_return;
     }
     if (failed_with(c, zk_errc::no_node)) {
-      if (auto e = co_await start_ensure_path(s, std::string(parent(path))); !e) {
+      if (auto e = co_await start_ensure_path(s, std::string(parent(path)), acl); !e) {
         done(e.error());
         co_return;
       }

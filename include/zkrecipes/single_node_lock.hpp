@@ -123,7 +123,7 @@ private:
                          auto parent = zkrecipes::parent(self->path_);
                          if (n >= 2 || parent.empty()) return done(e);
                          return self->s_->async_ensure_path(
-                             parent, [self, done = std::move(done), n](result<void> p) mutable {
+                             parent, create_mode::persistent, self->opts_.acl, [self, done = std::move(done), n](result<void> p) mutable {
                                if (!p) return done(p.error());
                                self->attempt(std::move(done), n + 1);
                              });

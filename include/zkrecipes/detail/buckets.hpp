@@ -132,7 +132,7 @@ struct bucket_appender {
     for (int attempt = 0; attempt < 5 && !found && !err; ++attempt) {
       auto lst = co_await start_children(*a->s, a->folder);
       if (failed_with(lst, zk_errc::no_node)) {
-        auto e = co_await start_ensure_path(*a->s, a->folder);
+        auto e = co_await start_ensure_path(*a->s, a->folder, a->acl);
         if (!e) err = e.error();
         continue;
       }

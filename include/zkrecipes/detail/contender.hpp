@@ -279,7 +279,7 @@ private:
       // The parent is missing: make it (a container, reaped when empty) and
       // begin again. The pipelined listing of this attempt is stale.
       const auto g2 = ++gen_;
-      s_->async_ensure_path(cfg_.parent, create_mode::container, [self = shared_from_this(), g2](result<void> p) {
+      s_->async_ensure_path(cfg_.parent, create_mode::container, cfg_.acl, [self = shared_from_this(), g2](result<void> p) {
         if (g2 != self->gen_ || self->phase_ != phase::acquiring) return;
         if (!p) return self->fail_or_restart(g2, p.error());
         self->begin();

@@ -148,9 +148,11 @@ inline pending<void> start_sync(session& s, const std::string& path) {
   s.async_sync(path, p.handler());
   return p;
 }
-inline pending<void> start_ensure_path(session& s, const std::string& path) {
+/// Parents a recipe makes get the recipe's ACL (unset: the session's default).
+inline pending<void> start_ensure_path(session& s, const std::string& path,
+                                       std::optional<acl_list> acl = std::nullopt) {
   pending<void> p;
-  s.async_ensure_path(path, p.handler());
+  s.async_ensure_path(path, create_mode::persistent, std::move(acl), p.handler());
   return p;
 }
 

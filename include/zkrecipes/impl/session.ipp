@@ -1276,7 +1276,7 @@ inline result<void> session::add_auth(std::string_view scheme, std::string_view 
                         [&](auto done) { do_add_auth(scheme, credential, std::move(done)); });
 }
 
-inline void session::do_ensure_path(std::string_view path, create_mode mode,
+inline void session::do_ensure_path(std::string_view path, create_mode mode, std::optional<acl_list> acl,
                                     detail::unique_function<void(result<void>)> h) {
   if (chain_)
     h = detail::tap<void>(chain_, "ensure_path", path, std::nullopt, false, core_->session_id_now(), std::move(h),
@@ -1307,7 +1307,7 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
       };
   std::weak_ptr<detail::session_core> weak = core_;
   core_->with_retry<void>(
-      [weak, prefixes, mode](detail::unique_function<void(result<void>)> done) {
+      [weak, prefixes, mode, acl = std::move(acl)](detail::unique_function<void(result<void>)> done) {
         auto c = weak.lock();
         if (!c) return;
         // Pipelined: replies come in order, so the last one ends the round.
@@ -1317,7 +1317,7 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
         };
         auto st = std::make_shared<round>();
         st->done = std::move(done);
-        detail::c_acl acl(c->opts.default_acl); // serialised by each call below
+        detail::c_acl c_acl(acl ? *acl : c->opts.default_acl); // serialised by each call below
 
         for (std::size_t i = 0; i < prefixes.size(); ++i) {
           bool last = i + 1 == prefixes.size();
@@ -1331,7 +1331,7 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
             st->done(result<void>(st->first ? *st->first : r.error()));
           };
           c->submit(std::move(op), [&](zhandle_t* zh, detail::op_base* raw) {
-            return zoo_acreate2(zh, raw->path.c_str(), nullptr, -1, &acl.vec, detail::to_c_mode(mode),
+            return zoo_acreate2(zh, raw->path.c_str(), nullptr, -1, &c_acl.vec, detail::to_c_mode(mode),
                                 &detail::on_create_done, raw);
           });
         }
@@ -1339,9 +1339,9 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode,
       std::move(final));
 }
 
-inline result<void> session::ensure_path(std::string_view path, create_mode mode) {
+inline result<void> session::ensure_path(std::string_view path, create_mode mode, std::optional<acl_list> acl) {
   return blocking<void>("ensure_path", path,
-                        [&](auto done) { do_ensure_path(path, mode, std::move(done)); });
+                        [&](auto done) { do_ensure_path(path, mode, std::move(acl), std::move(done)); });
 }
 
 namespace detail {
