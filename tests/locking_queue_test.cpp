@@ -127,6 +127,30 @@ TEST_CASE("locking_queue: a consumer whose session expires loses its claim to an
   CHECK(q2.size().value() == 0);
 }
 
+TEST_CASE("locking_queue: two acks of one item never both succeed, even when the other consumer acks first") {
+  // Found by ./run faults: the expired consumer saw the item gone and took
+  // that as its own ack, although another consumer had claimed and acked it.
+  auto& srv = shared_server();
+  auto path = unique_root("lq-double-ack") + "/q";
+  auto s1 = connect(srv.connect_string(), 2000ms);
+  auto s2 = connect_shared();
+  zkr::locking_queue<std::string> q1(s1, path), q2(s2, path);
+  REQUIRE(q1.put("job"));
+  auto h = q1.take(5s);
+  REQUIRE(h);
+  state_log log(s1);
+  auto id = s1.id();
+  REQUIRE(zkr::testing::expire_session(srv.connect_string(), id.id, id.password));
+  REQUIRE(log.wait_for(zkr::session_state::lost));
+  auto r = q2.take(20s);
+  REQUIRE(r);
+  REQUIRE(r.value().ack()); // the item is gone for good, acked by the second consumer
+  auto late = h.value().ack();
+  REQUIRE_FALSE(late);
+  CHECK(late.error() == zkr::errc::lock_lost);
+  CHECK(late.error().message().find("gone") != std::string::npos);
+}
+
 TEST_CASE("locking_queue: 4 consumers share 400 items across buckets, each acked exactly once") {
   auto path = unique_root("lq-many") + "/q";
   zkr::queue_options o;

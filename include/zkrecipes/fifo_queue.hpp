@@ -38,9 +38,27 @@ template <class T> struct fifo_item {
   T value;
   std::string path;                    ///< the item's node (deleted by the take)
   std::optional<std::string> trace_id; ///< set by the producer's trace_scope; null when none
+  /// The take's delete met a connection loss and a retry found the item
+  /// already gone: our first delete or another consumer's removed it, so that
+  /// consumer may have this item too (at-least-once; never none).
+  bool maybe_duplicate = false;
 };
 
 namespace detail {
+
+/// One delete, not retried by the session (a one-op multi): a retry that
+/// finds the node gone must be told apart from a first answer.
+inline pending<std::vector<op_result>> start_remove_once(session& s, const std::string& path) {
+  multi_op tx;
+  tx.remove(path);
+  return start_multi(s, tx);
+}
+
+/// Whether a delete's outcome is unknown: it may or may not have applied.
+inline bool delete_unknown(const result<std::vector<op_result>>& r) {
+  return failed_with(r, zk_errc::connection_loss) || failed_with(r, zk_errc::operation_timeout) ||
+         failed_with(r, zk_errc::session_expired) || failed_with(r, errc::closed) || failed_with(r, zk_errc::closing);
+}
 
 template <class Codec> struct fifo_core : take_waits, std::enable_shared_from_this<fifo_core<Codec>> {
   using value_type = typename Codec::value_type;
@@ -159,7 +177,7 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
       // never cost an item's data.
       std::size_t want = max - got.size();
       c->read_ahead(std::max(want, c->opts.prefetch + 1));
-      std::vector<std::pair<std::string, pending<void>>> removes;
+      std::vector<std::pair<std::string, pending<std::vector<op_result>>>> removes;
       std::vector<item_type> values;
       std::optional<error> stop;
       std::string bp = c->bucket_path();
@@ -186,22 +204,26 @@ task take_items(std::shared_ptr<fifo_core<Codec>> c, std::size_t max, std::chron
                                     join(bp, nm) + ": " + v.error().message());
           break;
         }
-        removes.emplace_back(join(bp, nm), start_remove(s, join(bp, nm)));
+        removes.emplace_back(join(bp, nm), start_remove_once(s, join(bp, nm)));
         values.push_back(item_type{std::move(v).value(), join(bp, nm), std::move(env.value().trace_id)});
       }
       for (std::size_t i = 0; i < removes.size(); ++i) {
         auto r = co_await removes[i].second;
-        // A delete whose outcome is unknown may have been applied: the item
-        // is delivered (at-least-once), never dropped. A retry that finds the
-        // node already gone cannot tell whose delete that was, so it changes
-        // nothing here; one that succeeds settles it.
-        const bool ambiguous = failed_with(r, zk_errc::connection_loss) || failed_with(r, zk_errc::operation_timeout) ||
-                               failed_with(r, zk_errc::session_expired) || failed_with(r, errc::closed) ||
-                               failed_with(r, zk_errc::closing);
-        if (ambiguous) {
-          (void)co_await start_remove(s, removes[i].first);
-          r = outcome::success();
+        // A delete whose outcome is unknown may have applied: it is sent
+        // again until one answer is certain. A later success proves the
+        // first did not apply: ours alone. A later no_node cannot tell our
+        // first delete from another consumer's: the item is delivered (never
+        // dropped) and marked maybe_duplicate. A first no_node is another
+        // consumer's take.
+        for (int attempt = 1; delete_unknown(r); ++attempt) {
+          values[i].maybe_duplicate = true;
+          if (failed_with(r, errc::closed)) break; // no answer will come: deliver
+          (void)co_await sleep_for(s, std::chrono::milliseconds(std::min(1000, 20 * attempt)));
+          r = co_await start_remove_once(s, removes[i].first);
+          if (r) values[i].maybe_duplicate = false;
         }
+        if (delete_unknown(r) || (failed_with(r, zk_errc::no_node) && values[i].maybe_duplicate))
+          r = std::vector<op_result>{};
         if (r) {
           notify_queue(c->opts.interceptors, false, c->root, values[i].path, values[i].trace_id);
           got.push_back(std::move(values[i]));

@@ -87,9 +87,14 @@ inline task settle_claim(std::shared_ptr<claim_state> c, bool ack, unique_functi
         done(outcome::success()); // the claim was ephemeral: the item is queued again
         co_return;
       }
-      // An ack applied just before the session went counts.
+      // The claim went with its session. A gone item does not prove our ack:
+      // once the claim expired another consumer may have claimed and acked
+      // it, and two acks must never both succeed. So the outcome is unknown.
       auto e = co_await start_exists(s, c->item_path);
-      if (e && !e.value()) done(outcome::success());
+      if (e && !e.value())
+        done(make_error(errc::lock_lost, op,
+                        c->item_path + ": the session expired with the ack in flight; the item is gone (our ack may "
+                                       "have applied, or another consumer's after our claim went)"));
       else done(make_error(errc::lock_lost, op, c->item_path + ": the claim went with its session; the item is queued again"));
       co_return;
     }
@@ -114,6 +119,9 @@ inline task settle_claim(std::shared_ptr<claim_state> c, bool ack, unique_functi
     auto item = co_await start_exists(s, c->item_path);
     auto claim = co_await start_get(s, c->claim_path);
     if (!item || (!claim && !failed_with(claim, zk_errc::no_node))) continue; // still disconnected: ask again
+    // Only reads answered within the claim's session tell anything: a claim
+    // missing on a newer session went with the old one (settled at the top).
+    if (!same_session(s, c->sid)) continue;
     const bool ours = claim && claim.value().data == c->token && claim.value().stat.ephemeral_owner == c->sid;
     if (ours) {
       // Not applied: send it again (only the claim if the item was removed by hand).
