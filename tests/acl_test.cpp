@@ -35,6 +35,14 @@ zkr::session open_as(const char* credential, std::optional<zkr::acl_list> defaul
   return std::move(s).value();
 }
 
+/// The holder `from` unlocks and `to` (same digest) gets the lock in turn.
+template <class Lock> void hand_over(Lock& from, Lock& to) {
+  REQUIRE(from.unlock());
+  REQUIRE(to.lock(5s));
+  CHECK(to.holds());
+  REQUIRE(to.unlock());
+}
+
 /// A plain C-client handle: reads ACLs and tries raw writes, with no recipe
 /// (and no zkrecipes session) in between.
 class raw_zk {
@@ -216,10 +224,7 @@ TEST_CASE("acl mutex: same digest hands the lock over; parents carry the ACL; st
   CHECK(ma.holds());
   CHECK(admin.exists(holder));
 
-  REQUIRE(ma.unlock());
-  REQUIRE(mb.lock(5s));
-  CHECK(mb.holds());
-  REQUIRE(mb.unlock());
+  hand_over(ma, mb);
 }
 
 TEST_CASE("acl read_write_lock: readers share, a writer follows; both halves' nodes carry the ACL") {
@@ -302,10 +307,7 @@ TEST_CASE("acl single_node_lock: one digest takes turns; the node and its parent
   for (auto* z : {&raw_nobody, &raw_eve}) check_raw_refused(*z, path);
   CHECK(la.holds());
 
-  REQUIRE(la.unlock());
-  REQUIRE(lb.lock(5s));
-  CHECK(lb.holds());
-  REQUIRE(lb.unlock());
+  hand_over(la, lb);
 }
 
 // ---- election ----------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <zkrecipes/testing/expire.hpp>
 
 #include <map>
+#include <optional>
 #include <set>
 
 using namespace zkt;
@@ -104,48 +105,49 @@ TEST_CASE("locking_queue: a consumer whose session closes gives its item to a wa
   CHECK_FALSE(waiter.try_take().value().has_value()); // "done" never comes back
 }
 
+namespace {
+/// "job" claimed by q1, then q1's session expired (its claim went with it);
+/// q2 on the shared session is free to take the item.
+struct expired_claim {
+  explicit expired_claim(const char* name)
+      : path(unique_root(name) + "/q"), s1(connect(shared_server().connect_string(), 2000ms)),
+        s2(connect_shared()), q1(s1, path), q2(s2, path) {
+    REQUIRE(q1.put("job"));
+    auto h = q1.take(5s);
+    REQUIRE(h);
+    held.emplace(std::move(h).value());
+    state_log log(s1);
+    auto id = s1.id();
+    REQUIRE(zkr::testing::expire_session(shared_server().connect_string(), id.id, id.password));
+    REQUIRE(log.wait_for(zkr::session_state::lost));
+  }
+  std::string path;
+  zkr::session s1, s2;
+  zkr::locking_queue<std::string> q1, q2;
+  std::optional<zkr::queue_item<std::string>> held;
+};
+} // namespace
+
 TEST_CASE("locking_queue: a consumer whose session expires loses its claim to another; its ack says lock_lost") {
-  auto& srv = shared_server();
-  auto path = unique_root("lq-expire") + "/q";
-  auto s1 = connect(srv.connect_string(), 2000ms);
-  auto s2 = connect_shared();
-  zkr::locking_queue<std::string> q1(s1, path), q2(s2, path);
-  REQUIRE(q1.put("job"));
-  auto h = q1.take(5s);
-  REQUIRE(h);
-  state_log log(s1);
-  auto id = s1.id();
-  REQUIRE(zkr::testing::expire_session(srv.connect_string(), id.id, id.password));
-  REQUIRE(log.wait_for(zkr::session_state::lost));
-  auto r = q2.take(20s);
+  expired_claim t("lq-expire");
+  auto r = t.q2.take(20s);
   REQUIRE(r);
   CHECK(r.value().value() == "job");
-  auto late = h.value().ack();
+  auto late = t.held->ack();
   REQUIRE_FALSE(late);
   CHECK(late.error() == zkr::errc::lock_lost);
   REQUIRE(r.value().ack());
-  CHECK(q2.size().value() == 0);
+  CHECK(t.q2.size().value() == 0);
 }
 
 TEST_CASE("locking_queue: two acks of one item never both succeed, even when the other consumer acks first") {
   // Found by ./run faults: the expired consumer saw the item gone and took
   // that as its own ack, although another consumer had claimed and acked it.
-  auto& srv = shared_server();
-  auto path = unique_root("lq-double-ack") + "/q";
-  auto s1 = connect(srv.connect_string(), 2000ms);
-  auto s2 = connect_shared();
-  zkr::locking_queue<std::string> q1(s1, path), q2(s2, path);
-  REQUIRE(q1.put("job"));
-  auto h = q1.take(5s);
-  REQUIRE(h);
-  state_log log(s1);
-  auto id = s1.id();
-  REQUIRE(zkr::testing::expire_session(srv.connect_string(), id.id, id.password));
-  REQUIRE(log.wait_for(zkr::session_state::lost));
-  auto r = q2.take(20s);
+  expired_claim t("lq-double-ack");
+  auto r = t.q2.take(20s);
   REQUIRE(r);
   REQUIRE(r.value().ack()); // the item is gone for good, acked by the second consumer
-  auto late = h.value().ack();
+  auto late = t.held->ack();
   REQUIRE_FALSE(late);
   CHECK(late.error() == zkr::errc::lock_lost);
   CHECK(late.error().message().find("gone") != std::string::npos);
