@@ -197,6 +197,7 @@ TEST_CASE("single_node_lock: try once, wait, adopt after a lost reply, lost on e
   auto a = connect(srv.connect_string(), 2000ms);
   auto b = connect(srv.connect_string(), 2000ms);
   auto path = unique_root("single") + "/lock";
+  mailbox<zkr::hold_event> events; // outlives la, whose listener pushes into it
   zkr::single_node_lock la(a, path), lb(b, path);
   REQUIRE(la.try_lock().value());
   CHECK(la.holds());
@@ -227,7 +228,6 @@ TEST_CASE("single_node_lock: try once, wait, adopt after a lost reply, lost on e
     lost_replies fault({{"create", path, 1}});
     REQUIRE(la.try_lock().value()); // our own node, found by its owner
   }
-  mailbox<zkr::hold_event> events;
   la.add_listener([&](zkr::hold_event e) { events.push(e); });
   auto stop = la.hold_token();
   auto id = a.id();

@@ -16,8 +16,8 @@ TEST_CASE("group_membership: joins and leaves arrive in order; a closed member d
   auto& srv = shared_server();
   auto path = unique_root("group") + "/workers";
   auto watcher_s = connect_shared();
+  mailbox<std::string> events; // outlives the view, whose listener pushes into it
   zkr::group_membership view(watcher_s, path);
-  mailbox<std::string> events;
   view.add_listener([&](const zkr::membership_event& e) { events.push(event_text(e)); });
   REQUIRE(view.watch());
   CHECK(view.members().empty());
@@ -57,8 +57,8 @@ TEST_CASE("group_membership: a member whose session expires joins again by itsel
   auto& srv = shared_server();
   auto path = unique_root("group-expire") + "/workers";
   auto watcher_s = connect_shared();
+  mailbox<std::string> events; // outlives the view, whose listener pushes into it
   zkr::group_membership view(watcher_s, path);
-  mailbox<std::string> events;
   view.add_listener([&](const zkr::membership_event& e) { events.push(event_text(e)); });
   REQUIRE(view.watch());
   auto a = connect(srv.connect_string(), 2000ms);

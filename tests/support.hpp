@@ -131,10 +131,10 @@ private:
 template <class T> class mailbox {
 public:
   void push(T v) {
-    {
-      std::lock_guard lk(m_);
-      q_.push_back(std::move(v));
-    }
+    // Notified under the lock: once pop() has the value, its caller may
+    // destroy the mailbox, and a notify after unlocking would touch it.
+    std::lock_guard lk(m_);
+    q_.push_back(std::move(v));
     cv_.notify_all();
   }
   std::optional<T> pop(std::chrono::milliseconds bound = 15s) {

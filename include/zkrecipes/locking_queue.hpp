@@ -334,7 +334,9 @@ task take_claim(std::shared_ptr<locking_core<Codec>> c, std::chrono::steady_cloc
       w.emplace();
       c->waits.push_back(*w);
     }
-    result<std::optional<claimed_raw>> r = std::optional<claimed_raw>{};
+    // Built in place: moving an empty optional in draws a false
+    // -Wmaybe-uninitialized from GCC 12 at -O1 (the sanitizer builds).
+    result<std::optional<claimed_raw>> r{outcome::in_place_type<std::optional<claimed_raw>>};
     pending<void> step;
     scan_and_claim<Codec>(c, w, [&, h = step.handler()](result<std::optional<claimed_raw>> x) mutable {
       r = std::move(x);
