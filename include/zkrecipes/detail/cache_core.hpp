@@ -223,7 +223,7 @@ inline task cache_data_loop(std::shared_ptr<cache_core> c, std::string p, std::u
         if (c->in_view(p)) c->emit(cache_change::removed, p, e.data);
       }
       c->first_read_done(e.data_pending);
-      co_await c->root_appears(p, gen, failures);
+      (void)co_await c->root_appears(p, gen, failures); // any error shows in the next read
       continue;
     } else if (failed_with(r, errc::closed)) {
       co_return;
@@ -274,7 +274,7 @@ inline task cache_children_loop(std::shared_ptr<cache_core> c, std::string p, st
       e = &c->entries[p];
       e->kids.clear();
       c->first_read_done(e->kids_pending);
-      co_await c->root_appears(p, gen, failures);
+      (void)co_await c->root_appears(p, gen, failures); // any error shows in the next read
       continue;
     } else if (failed_with(r, errc::closed)) {
       co_return;

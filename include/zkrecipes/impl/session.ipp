@@ -753,6 +753,7 @@ unique_function<void(result<T>)> tap(std::shared_ptr<const interceptor_chain> ch
   chain->before(rec);
   const auto t0 = std::chrono::steady_clock::now(); // after before(): its cost is not the operation's
   return [chain = std::move(chain), rec = std::move(rec), t0, h = std::move(h), zxid_of](result<T> r) mutable {
+    (void)zxid_of; // used only for operations with a zxid (clang warns otherwise)
     rec.latency = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
     if (r) {
       rec.result = std::error_code();

@@ -1,0 +1,633 @@
+// The push-template system (examples/push-template/, mission §2) as real
+// processes: push-server, push-admin and push-client against real ZooKeeper
+// servers, with SQLite and with a throwaway MariaDB server. tests/meson.build
+// passes the programs' paths (ZKRECIPES_PUSH_SERVER, _ADMIN, _CLIENT) when
+// the examples are built; otherwise these tests are skipped.
+//
+// Every wait is a bounded poll of something observable (a log line, an HTTP
+// answer, a znode); processes are signalled by pid only.
+#include "support.hpp"
+
+#include <zkrecipes/detail/process.hpp>
+#include <zkrecipes/testing/ensemble.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+#if defined(ZKRECIPES_PUSH_SERVER) && defined(ZKRECIPES_PUSH_ADMIN) && defined(ZKRECIPES_PUSH_CLIENT)
+constexpr bool push_built = true;
+const std::string push_server_bin = ZKRECIPES_PUSH_SERVER;
+const std::string push_admin_bin = ZKRECIPES_PUSH_ADMIN;
+const std::string push_client_bin = ZKRECIPES_PUSH_CLIENT;
+#else
+constexpr bool push_built = false;
+const std::string push_server_bin, push_admin_bin, push_client_bin;
+#endif
+
+namespace fs = std::filesystem;
+namespace zkd = zkrecipes::detail;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using zkt::eventually;
+
+// ---------------------------------------------------------------- HTTP
+
+struct http_reply {
+  int status = 0;    ///< 0: no answer (see error)
+  std::string body;
+  std::string error;
+  json j() const { return json::parse(body, nullptr, false); }
+};
+
+/// One HTTP/1.1 request to 127.0.0.1:port with Connection: close, read to
+/// EOF; every socket call bounded by `bound`.
+http_reply http(int port, const std::string& method, const std::string& path, const std::string& body = {},
+                std::chrono::milliseconds bound = 5s) {
+  http_reply r;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return r.error = "socket", r;
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } c{fd};
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(bound.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((bound.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return r.error = std::strerror(errno), r;
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  if (method == "POST")
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
+  std::size_t sent = 0;
+  while (sent < req.size()) {
+    const auto n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break; // the server may answer (413) before reading it all
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string in;
+  char buf[8192];
+  for (;;) {
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+  if (in.rfind("HTTP/1.1 ", 0) != 0 || in.size() < 12) return r.error = "no HTTP answer: " + in.substr(0, 100), r;
+  r.status = std::atoi(in.c_str() + 9);
+  const auto hdr_end = in.find("\r\n\r\n");
+  if (hdr_end != std::string::npos) r.body = in.substr(hdr_end + 4);
+  return r;
+}
+
+http_reply render(int port, const json& req) { return http(port, "POST", "/render", req.dump()); }
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
+std::string read_log(const fs::path& p) { return zkd::read_file(p); }
+
+/// Runs a program to its end (bounded); returns its exit status (-1: it was
+/// killed or could not start) and its output.
+std::pair<int, std::string> run_program(const std::vector<std::string>& argv, const fs::path& dir,
+                                        std::chrono::milliseconds bound = 30s) {
+  static int n = 0;
+  const fs::path log = dir / ("run-" + std::to_string(++n) + ".out");
+  auto child = zkd::child_process::spawn(argv, dir, log);
+  if (!child) return {-1, child.error().message()};
+  const bool ended = child.value().wait_for(bound);
+  if (!ended) child.value().kill_and_reap();
+  const int st = child.value().last_status();
+  const int code = ended && st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return {code, read_log(log)};
+}
+
+// ---------------------------------------------------------------- MariaDB
+
+/// A throwaway mariadbd on a free loopback port with an empty data directory
+/// (InnoDB makes its files at start; no system tables are needed with
+/// --skip-grant-tables). One per test binary, started on first use.
+class mariadb {
+public:
+  static mariadb& shared() {
+    static auto m = [] {
+      auto p = std::make_unique<mariadb>();
+      p->start();
+      return p;
+    }();
+    return *m;
+  }
+  ~mariadb() { proc_.terminate(10s); }
+
+  int port() const { return port_; }
+  const std::string& problem() const { return problem_; }
+
+  /// A new empty database; its URL for --db, or "" (problem() says why).
+  std::string create_database(const std::string& name) {
+    if (!problem_.empty()) return {};
+    auto [code, out] = run_program({client_, "--no-defaults", "--socket=" + (dir_.path() / "sock").string(), "-uroot",
+                                    "-e", "CREATE DATABASE " + name + " CHARACTER SET utf8mb4"},
+                                   dir_.path(), 20s);
+    if (code != 0) {
+      problem_ = "CREATE DATABASE failed: " + out;
+      return {};
+    }
+    return "mysql://root@127.0.0.1:" + std::to_string(port_) + "/" + name;
+  }
+
+private:
+  void start() {
+    const fs::path server = zkd::is_executable("/usr/sbin/mariadbd") ? fs::path("/usr/sbin/mariadbd")
+                                                                      : zkd::find_executable("mariadbd");
+    client_ = zkd::find_executable("mariadb").string();
+    if (server.empty() || client_.empty()) {
+      problem_ = "mariadbd or the mariadb client is not installed (Debian: mariadb-server)";
+      return;
+    }
+    auto d = zkd::temp_dir::create("zkrecipes-mariadb-");
+    if (!d) {
+      problem_ = d.error().message();
+      return;
+    }
+    dir_ = std::move(d).value();
+    fs::create_directories(dir_.path() / "data");
+    port_ = free_port();
+    std::vector<std::string> argv = {server.string(), "--no-defaults",
+                                     "--datadir=" + (dir_.path() / "data").string(),
+                                     "--socket=" + (dir_.path() / "sock").string(),
+                                     "--pid-file=" + (dir_.path() / "mariadbd.pid").string(),
+                                     "--port=" + std::to_string(port_), "--bind-address=127.0.0.1",
+                                     "--skip-networking=0", "--skip-grant-tables", "--skip-name-resolve",
+                                     "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
+                                     "--innodb-flush-log-at-trx-commit=2", "--innodb-doublewrite=0",
+                                     "--skip-log-bin", "--performance-schema=0"};
+    if (::geteuid() == 0) argv.push_back("--user=root"); // mariadbd refuses root otherwise
+    const fs::path log = dir_.path() / "mariadbd.log";
+    auto p = zkd::child_process::spawn(argv, dir_.path(), log);
+    if (!p) {
+      problem_ = p.error().message();
+      return;
+    }
+    proc_ = std::move(p).value();
+    const bool ready = eventually(
+        [&] { return !proc_.running() || read_log(log).find("ready for connections") != std::string::npos; }, 60s);
+    if (!ready || !proc_.running()) {
+      problem_ = "mariadbd did not start (" + (proc_.running() ? std::string("not ready in 60 s") : proc_.describe_status()) +
+                 "): " + zkd::tail_of_file(log, 20);
+      proc_.kill_and_reap();
+    }
+  }
+
+  zkd::temp_dir dir_;
+  zkd::child_process proc_;
+  std::string client_;
+  std::string problem_;
+  int port_ = -1;
+};
+
+// ---------------------------------------------------------------- the system
+
+struct server_proc {
+  std::string id;
+  zkd::child_process proc;
+  fs::path log;
+  int port = -1;
+};
+
+/// One push-template system: a database, a ZooKeeper root, servers.
+class push_system {
+public:
+  push_system(const std::string& backend, std::string zk_connect)
+      : backend_(backend), zk_(std::move(zk_connect)), root_(zkt::unique_root("push")) {
+    auto d = zkd::temp_dir::create("zkrecipes-push-test-");
+    REQUIRE_MESSAGE(d.has_value(), (d ? "" : d.error().message()));
+    dir_ = std::move(d).value();
+    if (backend == "sqlite") {
+      db_file_ = dir_.path() / "push.db";
+      db_url_ = "sqlite:" + db_file_.string();
+    } else {
+      auto& m = mariadb::shared();
+      static int n = 0;
+      db_url_ = m.create_database("pt_" + std::to_string(::getpid()) + "_" + std::to_string(++n));
+      REQUIRE_MESSAGE(!db_url_.empty(), "MariaDB: " << m.problem());
+    }
+  }
+  push_system(const push_system&) = delete;
+  push_system& operator=(const push_system&) = delete;
+  ~push_system() {
+    // SIGTERM to each pid (SIGKILL after 5 s): a server stops cleanly, exit 0.
+    for (auto& s : servers_) {
+      if (!s.proc.running()) continue; // killed by the test
+      s.proc.terminate(5s);
+      const int st = s.proc.last_status();
+      CHECK_MESSAGE((st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0),
+                    s.id << " did not stop cleanly (" << s.proc.describe_status() << "):\n" << zkd::tail_of_file(s.log, 30));
+    }
+    // Best effort: the root of this test goes (a killed server's ephemerals too).
+    zkrecipes::session_options o = zkt::options_for(zk_);
+    if (auto s = zkrecipes::session::connect(o, 10s)) (void)s.value().remove_recursive(root_);
+  }
+
+  const std::string& root() const { return root_; }
+  const std::string& db_url() const { return db_url_; }
+  const fs::path& db_file() const { return db_file_; }
+  const fs::path& dir() const { return dir_.path(); }
+  std::vector<server_proc>& servers() { return servers_; }
+
+  /// push-admin with `args`; notify: with --zk (a change notice).
+  std::pair<int, std::string> admin(std::vector<std::string> args, bool notify = true, std::string db = {}) {
+    std::vector<std::string> argv = {push_admin_bin, "--db", db.empty() ? db_url_ : db, "--zk-root", root_};
+    if (notify) {
+      argv.push_back("--zk");
+      argv.push_back(zk_);
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_program(argv, dir_.path());
+  }
+
+  /// The catalogue the tests start from: category "promo".
+  void seed() {
+    for (const auto& a : std::vector<std::vector<std::string>>{
+             {"category", "add", "promo", "--description", "a promotion"},
+             {"param", "set", "promo", "user", "--required"},
+             {"param", "set", "promo", "offer", "--optional", "--default", "10% off"},
+             {"template", "set", "promo", "notification_bar", "Hi {{user}}: {{offer}}"},
+             {"template", "set", "promo", "landing_page", "<h1>Hi {{user}}</h1><p>{{offer}}</p>"},
+             {"template", "set", "promo", "ios_force_touch", "{{user}}, {{offer}} today"},
+             {"template", "set", "promo", "message_centre", "<p>{{{user}}}</p>{{#offer}}<i>{{& offer}}</i>{{/offer}}"}}) {
+      const auto r = admin(a, false); // (no structured binding: clang 14 cannot capture one)
+      REQUIRE_MESSAGE(r.first == 0, "push-admin failed: " << r.second);
+    }
+  }
+
+  /// Starts `n` servers at once and waits until each says it listens
+  /// (loaded, registered, in the election).
+  void start_servers(int n, int session_timeout_ms = 4000, int health_interval_ms = 1000) {
+    const std::size_t first = servers_.size();
+    for (int i = 0; i < n; ++i) {
+      server_proc s;
+      s.id = "s" + std::to_string(servers_.size() + 1);
+      s.log = dir_.path() / (s.id + ".log");
+      auto p = zkd::child_process::spawn(
+          {push_server_bin, "--db", db_url_, "--zk", zk_, "--zk-root", root_, "--port", "0", "--id", s.id,
+           "--session-timeout-ms", std::to_string(session_timeout_ms), "--health-interval-ms",
+           std::to_string(health_interval_ms)},
+          dir_.path(), s.log);
+      REQUIRE_MESSAGE(p.has_value(), (p ? "" : p.error().message()));
+      s.proc = std::move(p).value();
+      servers_.push_back(std::move(s));
+    }
+    for (std::size_t i = first; i < servers_.size(); ++i) {
+      auto& s = servers_[i];
+      const bool up = eventually(
+          [&] { return !s.proc.running() || read_log(s.log).find("listening 127.0.0.1:") != std::string::npos; }, 20s);
+      REQUIRE_MESSAGE((up && s.proc.running()), s.id << " did not start: " << zkd::tail_of_file(s.log, 30));
+      const std::string text = read_log(s.log);
+      s.port = std::atoi(text.c_str() + text.find("listening 127.0.0.1:") + 20);
+      REQUIRE(s.port > 0);
+    }
+  }
+
+  std::string logs() {
+    std::string out;
+    for (auto& s : servers_) out += "--- " + s.id + ":\n" + zkd::tail_of_file(s.log, 20) + "\n";
+    return out;
+  }
+
+  /// The id of the server that says it is master, when exactly one does.
+  std::string master() {
+    std::string found;
+    int count = 0;
+    for (auto& s : servers_) {
+      if (!s.proc.running()) continue;
+      auto r = http(s.port, "GET", "/role", {}, 2s);
+      if (r.status == 200 && r.j().value("role", "") == "master") {
+        found = s.id;
+        ++count;
+      }
+    }
+    return count == 1 ? found : std::string();
+  }
+
+  server_proc& by_id(const std::string& id) {
+    for (auto& s : servers_)
+      if (s.id == id) return s;
+    FAIL("no server " << id);
+    return servers_.front();
+  }
+
+private:
+  std::string backend_;
+  std::string zk_;
+  std::string root_;
+  zkd::temp_dir dir_;
+  std::string db_url_;
+  fs::path db_file_;
+  std::vector<server_proc> servers_;
+};
+
+std::string text_of(const http_reply& r, const std::string& kind) {
+  auto j = r.j();
+  if (!j.is_object() || !j.contains("messages")) return {};
+  return j["messages"].value(kind, std::string());
+}
+
+std::int64_t health_field(int port, const char* field) {
+  auto r = http(port, "GET", "/health");
+  auto j = r.j();
+  return j.is_object() && j.contains(field) && j[field].is_number() ? j[field].get<std::int64_t>() : -1;
+}
+
+/// The master's health report, or an empty object while there is none.
+json read_health(zkrecipes::session& zs, const std::string& path) {
+  auto n = zs.get(path);
+  json j = n ? json::parse(n.value().data, nullptr, false) : json::object();
+  return j.is_object() ? j : json::object();
+}
+
+// ---------------------------------------------------------------- test bodies
+
+void reload_reaches_every_server(const std::string& backend) {
+  push_system sys(backend, zkt::shared_server().connect_string());
+  sys.seed();
+  sys.start_servers(3);
+  const json req{{"category", "promo"}, {"targets", {"notification_bar", "landing_page"}}, {"params", {{"user", "Ann"}}}};
+  for (auto& s : sys.servers()) {
+    auto r = render(s.port, req);
+    REQUIRE_MESSAGE(r.status == 200, s.id << ": " << r.status << " " << r.body << r.error << sys.logs());
+    CHECK(text_of(r, "notification_bar") == "Hi Ann: 10% off");
+    CHECK(text_of(r, "landing_page") == "<h1>Hi Ann</h1><p>10% off</p>");
+  }
+  std::vector<std::int64_t> loads;
+  for (auto& s : sys.servers()) loads.push_back(health_field(s.port, "db_loads"));
+
+  const auto edit = sys.admin({"template", "set", "promo", "notification_bar", "Now {{user}} & {{offer}}!"});
+  const auto committed = std::chrono::steady_clock::now();
+  REQUIRE_MESSAGE(edit.first == 0, edit.second);
+  CHECK(edit.second.find("published config version") != std::string::npos);
+  for (auto& s : sys.servers()) {
+    const bool fresh = eventually(
+        [&] { return text_of(render(s.port, req), "notification_bar") == "Now Ann & 10% off!"; },
+        2s - std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - committed));
+    CHECK_MESSAGE(fresh, s.id << " does not render the new template 2 s after the commit\n" << sys.logs());
+  }
+  // One database read per change notice, none per request.
+  for (std::size_t i = 0; i < sys.servers().size(); ++i) {
+    auto& s = sys.servers()[i];
+    CHECK_MESSAGE(health_field(s.port, "db_loads") == loads[i] + 1, s.id);
+    for (int k = 0; k < 20; ++k) REQUIRE(render(s.port, req).status == 200);
+    CHECK_MESSAGE(health_field(s.port, "db_loads") == loads[i] + 1, s.id << " read the database for a request");
+  }
+  if (backend == "sqlite") {
+    // With the database file gone, the servers still render: from the cache.
+    const fs::path away = sys.db_file().string() + ".away";
+    fs::rename(sys.db_file(), away);
+    for (auto& s : sys.servers()) {
+      auto r = render(s.port, req);
+      CHECK_MESSAGE(r.status == 200, s.id << ": " << r.body);
+      CHECK(text_of(r, "notification_bar") == "Now Ann & 10% off!");
+    }
+    // A notice while the database is gone: the reload fails, the cache
+    // stays, and the reload is retried until the database is back.
+    std::vector<std::int64_t> loads_before;
+    for (auto& s : sys.servers()) loads_before.push_back(health_field(s.port, "db_loads"));
+    const auto notice = sys.admin({"publish"}, true, "sqlite:" + (sys.dir() / "elsewhere.db").string());
+    REQUIRE_MESSAGE(notice.first == 0, notice.second);
+    for (auto& s : sys.servers()) {
+      auto load_error = [&] { return http(s.port, "GET", "/health").j().value("last_load_error", json()); };
+      CHECK_MESSAGE(eventually([&] { return load_error().is_string(); }, 3s), s.id << "\n" << sys.logs());
+      CHECK(load_error().get<std::string>().find("cannot open") != std::string::npos);
+      CHECK(text_of(render(s.port, req), "notification_bar") == "Now Ann & 10% off!");
+    }
+    CHECK_FALSE(fs::exists(sys.db_file())); // the reload made no empty database in its place
+    fs::rename(away, sys.db_file());
+    for (std::size_t i = 0; i < sys.servers().size(); ++i) {
+      auto& s = sys.servers()[i];
+      CHECK_MESSAGE(eventually([&] { return http(s.port, "GET", "/health").j().value("last_load_error", json()).is_null(); },
+                               3s),
+                    s.id << " did not reload once the database was back\n" << sys.logs());
+      CHECK(health_field(s.port, "db_loads") == loads_before[i] + 1);
+    }
+  }
+  // A parameter made required reaches them too, and is then enforced.
+  const auto edit2 = sys.admin({"param", "set", "promo", "offer", "--required"});
+  REQUIRE_MESSAGE(edit2.first == 0, edit2.second);
+  for (auto& s : sys.servers()) {
+    const bool enforced = eventually([&] { return render(s.port, req).status == 400; }, 2s);
+    CHECK_MESSAGE(enforced, s.id << " still renders without the now required \"offer\"");
+    CHECK(render(s.port, req).j().value("error", "").find("\"offer\"") != std::string::npos);
+  }
+}
+
+void bad_input_gets_4xx(const std::string& backend) {
+  push_system sys(backend, zkt::shared_server().connect_string());
+  sys.seed();
+  sys.start_servers(1);
+  const int port = sys.servers()[0].port;
+  struct bad {
+    std::string body;
+    int status;
+    std::string says;
+  };
+  const std::vector<bad> cases = {
+      {R"({"category":"nope","params":{"user":"Ann"}})", 404, "unknown category \"nope\""},
+      {R"({"category":"promo","params":{}})", 400, "missing required parameter \"user\""},
+      {R"({"category":"promo","params":{"user":"Ann"},)", 400, "malformed JSON"},
+      {"not json at all", 400, "malformed JSON"},
+      {"", 400, "malformed JSON"},
+      {R"(["promo"])", 400, "must be a JSON object"},
+      {R"({"category":7})", 400, "\"category\" must be a string"},
+      {R"({"category":"promo","targets":["fax"],"params":{"user":"Ann"}})", 400, "unknown target kind \"fax\""},
+      {R"({"category":"promo","targets":["android_lock_screen"],"params":{"user":"Ann"}})", 400,
+       "no template for \"android_lock_screen\""},
+      {R"({"category":"promo","params":{"user":"Ann","usr":"x"}})", 400, "unknown parameter \"usr\""},
+      {R"({"category":"promo","params":{"user":"a\u0007b"}})", 400, "control character (U+0007)"},
+      {R"({"category":"promo","params":{"user":{"a":1}}})", 400, "must be a string, number or boolean"},
+      {R"({"category":"../etc","params":{}})", 400, "invalid category name"},
+      {std::string(100 * 1024, 'x'), 413, "request body over 65536 bytes"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.body.substr(0, 80));
+    auto r = http(port, "POST", "/render", c.body);
+    CHECK(r.status == c.status);
+    CHECK_MESSAGE(r.j().value("error", "").find(c.says) != std::string::npos, r.body);
+  }
+  CHECK(http(port, "GET", "/nowhere").status == 404);
+  // Still up, and still right.
+  REQUIRE(sys.servers()[0].proc.running());
+  auto ok = render(port, json{{"category", "promo"}, {"params", {{"user", "<b>Ann</b> & 'co'"}}}});
+  REQUIRE(ok.status == 200);
+  // HTML kinds get entities; plain text kinds get the text as it is.
+  CHECK(text_of(ok, "landing_page") == "<h1>Hi &lt;b&gt;Ann&lt;/b&gt; &amp; &#39;co&#39;</h1><p>10% off</p>");
+  CHECK(text_of(ok, "notification_bar") == "Hi <b>Ann</b> & 'co': 10% off");
+  CHECK(ok.j()["targets"].size() == 4); // no targets: every kind the category has
+  // Triple mustache and {{& x}} cannot opt out of escaping; an empty value is
+  // false for a section.
+  CHECK(text_of(ok, "message_centre") == "<p>&lt;b&gt;Ann&lt;/b&gt; &amp; &#39;co&#39;</p><i>10% off</i>");
+  auto empty = render(port, json{{"category", "promo"}, {"targets", {"message_centre"}},
+                                 {"params", {{"user", "<x>"}, {"offer", ""}}}});
+  CHECK(text_of(empty, "message_centre") == "<p>&lt;x&gt;</p>");
+  CHECK(http(port, "GET", "/health").status == 200);
+}
+
+void master_failover_and_client(const std::string& backend) {
+  auto& zk = zkt::shared_server();
+  push_system sys(backend, zk.connect_string());
+  sys.seed();
+  constexpr int session_ms = 1500;
+  sys.start_servers(3, session_ms, 200);
+  std::string master;
+  REQUIRE_MESSAGE(eventually([&] { return !(master = sys.master()).empty(); }, 10s), "no single master\n" << sys.logs());
+
+  auto zs = zkt::connect_shared();
+  const std::string health = sys.root() + "/health";
+  auto health_now = [&] { return read_health(zs, health); };
+  REQUIRE_MESSAGE(eventually([&] { return health_now().value("master", "") == master; }, 5s), sys.logs());
+
+  // A client sending a request every 40 ms through discovery, during the kill.
+  constexpr int requests = 60;
+  const fs::path client_log = sys.dir() / "client.log";
+  auto client = zkd::child_process::spawn(
+      {push_client_bin, "--zk", zk.connect_string(), "--zk-root", sys.root(), "--category", "promo", "--target",
+       "notification_bar", "--param", "user=Cy", "--repeat", std::to_string(requests), "--interval-ms", "40"},
+      sys.dir(), client_log);
+  REQUIRE(client.has_value());
+  auto served = [&] {
+    const std::string t = read_log(client_log);
+    std::size_t n = 0;
+    for (auto p = t.find("served-by "); p != std::string::npos; p = t.find("served-by ", p + 1)) ++n;
+    return n;
+  };
+  REQUIRE_MESSAGE(eventually([&] { return served() >= 5; }, 15s), zkd::tail_of_file(client_log));
+
+  // The candidates in sequence order: the master first, then who must follow.
+  auto election = zs.children(sys.root() + "/election");
+  REQUIRE(election.has_value());
+  std::vector<std::pair<long long, std::string>> order; // (sequence, server id)
+  for (const auto& name : election.value().names) {
+    auto n = zs.get(sys.root() + "/election/" + name);
+    REQUIRE(n.has_value());
+    const std::string& d = n.value().data; // the id, then NUL and the payload
+    order.emplace_back(std::stoll(name.substr(name.size() - 10)), d.substr(0, d.find('\0')));
+  }
+  std::sort(order.begin(), order.end());
+  REQUIRE(order.size() == 3);
+  REQUIRE(order[0].second == master);
+
+  sys.by_id(master).proc.kill_and_reap(); // SIGKILL to that pid
+  const auto killed = std::chrono::steady_clock::now();
+  std::string next;
+  const bool elected = eventually([&] { return !(next = sys.master()).empty(); },
+                                  std::chrono::milliseconds(session_ms) + 2s);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed);
+  CHECK_MESSAGE(elected, "no new master within the session timeout + 2 s\n" << sys.logs());
+  CHECK(next == order[1].second); // the smallest sequence number left
+  MESSAGE("[" << backend << "] new master " << next << " " << took.count() << " ms after SIGKILL of " << master);
+
+  // The health znode names the new master and keeps moving.
+  json h1;
+  REQUIRE_MESSAGE(eventually([&] { return (h1 = health_now()).value("master", "") == next; }, 3s), sys.logs());
+  const auto seq1 = h1.value("seq", std::int64_t{0});
+  CHECK(eventually([&] { return health_now().value("seq", std::int64_t{0}) >= seq1 + 2; }, 3s));
+  CHECK(h1.value("members_ok", 0) == 1);
+
+  // The client got every answer: it skipped the dead server.
+  REQUIRE_MESSAGE(client.value().wait_for(30s), zkd::tail_of_file(client_log));
+  const int st = client.value().last_status();
+  CHECK_MESSAGE((WIFEXITED(st) && WEXITSTATUS(st) == 0), client.value().describe_status() << "\n"
+                                                                                         << zkd::tail_of_file(client_log));
+  CHECK_MESSAGE(served() == requests, zkd::tail_of_file(client_log, 30));
+}
+
+} // namespace
+
+TEST_CASE("push-template [sqlite]: an admin change reaches 3 servers within 2 s, no database read per request" *
+          doctest::skip(!push_built)) {
+  reload_reaches_every_server("sqlite");
+}
+
+TEST_CASE("push-template [sqlite]: bad input gets a clear 4xx and the server stays up" * doctest::skip(!push_built)) {
+  bad_input_gets_4xx("sqlite");
+}
+
+TEST_CASE("push-template [sqlite]: SIGKILL of the master: a new master, health keeps updating, the client keeps "
+          "getting answers" * doctest::skip(!push_built)) {
+  master_failover_and_client("sqlite");
+}
+
+TEST_CASE("push-template [mariadb]: an admin change reaches 3 servers within 2 s, no database read per request" *
+          doctest::skip(!push_built)) {
+  reload_reaches_every_server("mariadb");
+}
+
+TEST_CASE("push-template [mariadb]: bad input gets a clear 4xx and the server stays up" * doctest::skip(!push_built)) {
+  bad_input_gets_4xx("mariadb");
+}
+
+TEST_CASE("push-template [mariadb]: SIGKILL of the master: a new master, health keeps updating, the client keeps "
+          "getting answers" * doctest::skip(!push_built)) {
+  master_failover_and_client("mariadb");
+}
+
+TEST_CASE("push-template: the master reports a stopped ZooKeeper ensemble member" * doctest::skip(!push_built)) {
+  auto e = zkrecipes::testing::ensemble::start();
+  REQUIRE_MESSAGE(e.has_value(), (e ? "" : e.error().message()));
+  auto& ens = e.value();
+  push_system sys("sqlite", ens.connect_string());
+  sys.seed();
+  sys.start_servers(2, 4000, 200);
+  auto zs = zkt::connect(ens.connect_string());
+  const std::string health = sys.root() + "/health";
+  auto health_now = [&] { return read_health(zs, health); };
+  REQUIRE_MESSAGE(eventually([&] { return health_now().value("members_ok", 0) == 3; }, 10s),
+                  health_now().dump() << "\n" << sys.logs());
+  auto leader = ens.leader();
+  REQUIRE(leader.has_value());
+  const std::size_t victim = (leader.value() + 1) % ens.size(); // a follower: the quorum stays
+  const std::string addr = "127.0.0.1:" + std::to_string(ens.client_port(victim));
+  REQUIRE(ens.stop(victim));
+  json h;
+  const bool reported = eventually(
+      [&] {
+        h = health_now();
+        if (h.value("members_ok", 0) != 2 || !h.value("quorum", false)) return false;
+        for (const auto& m : h["members"])
+          if (m.value("address", "") == addr) return !m.value("ok", true);
+        return false;
+      },
+      10s);
+  CHECK_MESSAGE(reported, "the master did not report " << addr << " down: " << h.dump() << "\n" << sys.logs());
+  // And its recovery.
+  REQUIRE(ens.restart(victim));
+  CHECK_MESSAGE(eventually([&] { return health_now().value("members_ok", 0) == 3; }, 10s), health_now().dump());
+}
