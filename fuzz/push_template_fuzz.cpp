@@ -27,6 +27,7 @@ const pt::catalogue& fixture() {
     // Each template shows the user's value between two markers, so the
     // rendered value can be cut out and checked.
     for (auto k : pt::template_kinds) promo.templates[std::string(k)] = "[{{user}}]({{{offer}}})";
+    pt::compile_templates(promo); // as a server's load does: requests render the parsed templates
     cat.categories.emplace("promo", promo);
     return cat;
   }();

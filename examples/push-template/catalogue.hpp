@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -64,6 +65,10 @@ struct category {
   std::string description;
   std::vector<parameter> params;               ///< in declaration order
   std::map<std::string, std::string> templates; ///< kind -> mustache text
+  /// kind -> the parsed template (compile_templates), or null when it does
+  /// not parse. Shared by every request of this catalogue and never rendered
+  /// in place: a render works on a copy (see render_kind).
+  std::map<std::string, std::shared_ptr<const kainjow::mustache::mustache>> compiled;
 };
 
 /// Everything a server renders from: loaded whole from the database, swapped
@@ -100,17 +105,50 @@ inline std::string quote_name(std::string_view s) {
   return nlohmann::json(std::string(s)).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 
-/// Rejects C0 control characters and DEL in a value: they have no place in a
-/// notification and some (NUL, ESC, CR/LF) break the channels downstream.
-/// Stripping would silently change the message; refusing names the problem.
+/// Decodes one UTF-8 sequence at `i` (advancing it); nullopt for an invalid
+/// one (truncated, overlong, a surrogate, beyond U+10FFFF).
+inline std::optional<char32_t> decode_utf8(std::string_view s, std::size_t& i) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  if (b0 < 0x80) return ++i, char32_t(b0);
+  std::size_t n;
+  char32_t cp, min;
+  if ((b0 & 0xE0) == 0xC0) n = 1, cp = b0 & 0x1F, min = 0x80;
+  else if ((b0 & 0xF0) == 0xE0) n = 2, cp = b0 & 0x0F, min = 0x800;
+  else if ((b0 & 0xF8) == 0xF0) n = 3, cp = b0 & 0x07, min = 0x10000;
+  else return std::nullopt;
+  if (s.size() - i <= n) return std::nullopt;
+  for (std::size_t k = 1; k <= n; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return std::nullopt;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
+  i += n + 1;
+  return cp;
+}
+
+/// Rejects a value that is not valid UTF-8, and control characters: C0
+/// (U+0000-U+001F), DEL, C1 (U+0080-U+009F, e.g. NEL and CSI) and the line and
+/// paragraph separators U+2028/U+2029. They have no place in a notification
+/// and some (NUL, ESC, CSI, CR/LF, NEL, U+2028 in JavaScript) break the
+/// channels downstream. Stripping would silently change the message;
+/// refusing names the problem. The values come from JSON (already UTF-8)
+/// or push-admin's command line (anything), so decode rather than trust.
 inline std::optional<std::string> check_value(std::string_view name, std::string_view v) {
   if (v.size() > max_value_bytes)
     return "parameter " + quote_name(name) + " is longer than " + std::to_string(max_value_bytes) + " bytes";
-  for (unsigned char c : v) {
-    if (c < 0x20 || c == 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "U+%04X", c);
-      return "parameter " + quote_name(name) + " contains a control character (" + hex + ")";
+  for (std::size_t i = 0; i < v.size();) {
+    const std::size_t at = i;
+    const auto cp = decode_utf8(v, i);
+    if (!cp) return "parameter " + quote_name(name) + " is not valid UTF-8 (at byte " + std::to_string(at) + ")";
+    const char* what = nullptr;
+    if (*cp < 0x20 || (*cp >= 0x7f && *cp <= 0x9f)) what = "a control character";
+    else if (*cp == 0x2028) what = "a line separator";
+    else if (*cp == 0x2029) what = "a paragraph separator";
+    if (what) {
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "U+%04X", static_cast<unsigned>(*cp));
+      return "parameter " + quote_name(name) + " contains " + what + " (" + hex + ")";
     }
   }
   return std::nullopt;
@@ -214,14 +252,28 @@ inline std::optional<std::string> check_template(const std::string& text) {
   return std::nullopt;
 }
 
-/// Renders one kind. Values are escaped for the kind *before* rendering and
-/// mustache's own escaping is switched off, so every tag form ({{x}},
-/// {{{x}}}, {{&x}}) gives the escaped value: a template cannot opt a
-/// requester's text out of escaping.
-inline std::optional<std::string> render_kind(const std::string& text, std::string_view kind,
-                                              const std::map<std::string, std::string>& values,
-                                              std::string& out) {
-  kainjow::mustache::mustache m(text);
+/// Parses every template once, when a catalogue is loaded, instead of once
+/// per request.
+inline void compile_templates(category& c) {
+  c.compiled.clear();
+  for (const auto& [kind, text] : c.templates) {
+    auto m = std::make_shared<kainjow::mustache::mustache>(text);
+    c.compiled[kind] = m->is_valid() ? std::move(m) : nullptr;
+  }
+}
+
+/// Renders one kind from a parsed template. Values are escaped for the kind
+/// *before* rendering and mustache's own escaping is switched off, so every
+/// tag form ({{x}}, {{{x}}}, {{&x}}) gives the escaped value: a template
+/// cannot opt a requester's text out of escaping.
+///
+/// Renders a copy: kainjow's render is not const (a failing partial records
+/// its error in the object), so the shared parsed template must not be
+/// rendered concurrently in place. Copying the parsed tree is cheaper than
+/// parsing the text again.
+inline std::optional<std::string> render_kind(const kainjow::mustache::mustache& compiled, std::string_view kind,
+                                              const std::map<std::string, std::string>& values, std::string& out) {
+  kainjow::mustache::mustache m(compiled);
   if (!m.is_valid()) return m.error_message();
   m.set_custom_escape([](const std::string& s) { return s; });
   kainjow::mustache::data d;
@@ -235,6 +287,13 @@ inline std::optional<std::string> render_kind(const std::string& text, std::stri
   out = m.render(d);
   if (!m.is_valid()) return m.error_message();
   return std::nullopt;
+}
+
+/// The same from the template's text (parsed here).
+inline std::optional<std::string> render_kind(const std::string& text, std::string_view kind,
+                                              const std::map<std::string, std::string>& values,
+                                              std::string& out) {
+  return render_kind(kainjow::mustache::mustache(text), kind, values, out);
 }
 
 struct rendered {
@@ -263,7 +322,13 @@ inline std::optional<request_error> render(const catalogue& cat, const render_re
     if (t == c.templates.end())
       return request_error{400, "category " + quote_name(c.name) + " has no template for " + quote_name(k)};
     std::string text;
-    if (auto e = render_kind(t->second, k, values, text))
+    std::optional<std::string> e;
+    if (auto pc = c.compiled.find(k); pc != c.compiled.end())
+      e = pc->second ? render_kind(*pc->second, k, values, text)
+                     : std::optional<std::string>(check_template(t->second).value_or("does not parse"));
+    else
+      e = render_kind(t->second, k, values, text); // a catalogue built without compile_templates
+    if (e)
       return request_error{500, "template " + quote_name(k) + " of " + quote_name(c.name) + " does not render: " + *e};
     out.push_back({k, std::move(text)});
   }

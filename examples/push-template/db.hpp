@@ -79,7 +79,17 @@ public:
     // Several servers and an admin share the file: wait for a writer rather
     // than failing with SQLITE_BUSY at once.
     sqlite3_busy_timeout(db_, 5000);
-    exec("PRAGMA journal_mode=WAL");
+    try {
+      // The first statement is where a file that is not a database fails
+      // (SQLITE_NOTADB). The destructor does not run for a constructor that
+      // throws, so close here: a server retries a failed reload every
+      // second, and each attempt would leak a handle and a descriptor.
+      exec("PRAGMA journal_mode=WAL");
+    } catch (...) {
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw;
+    }
   }
   ~sqlite_connection() override { sqlite3_close(db_); }
   sqlite_connection(const sqlite_connection&) = delete;
@@ -302,15 +312,23 @@ inline std::unique_ptr<sql_connection> open_database(std::string_view url, bool 
 inline std::vector<std::string> migration(const sql_connection& c, int step) {
   const std::string opt = c.table_options();
   switch (step) {
+  // IF NOT EXISTS in every step: MariaDB commits each DDL statement by itself,
+  // so a step that failed half way (a lost connection, a full disk) has left
+  // some of its work behind, and running it again must finish it rather than
+  // fail on what is there. (SQLite rolls a failed step back whole.)
   case 0: // 1: the catalogue
-    return {"CREATE TABLE categories (name VARCHAR(64) NOT NULL PRIMARY KEY, description TEXT NOT NULL)" + opt,
-            "CREATE TABLE parameters (category VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, "
+    return {"CREATE TABLE IF NOT EXISTS categories (name VARCHAR(64) NOT NULL PRIMARY KEY, description TEXT NOT NULL)" +
+                opt,
+            "CREATE TABLE IF NOT EXISTS parameters (category VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, "
             "position INTEGER NOT NULL, required INTEGER NOT NULL, default_value TEXT NULL, "
             "PRIMARY KEY (category, name))" + opt,
-            "CREATE TABLE templates (category VARCHAR(64) NOT NULL, kind VARCHAR(32) NOT NULL, "
+            "CREATE TABLE IF NOT EXISTS templates (category VARCHAR(64) NOT NULL, kind VARCHAR(32) NOT NULL, "
             "body TEXT NOT NULL, PRIMARY KEY (category, kind))" + opt};
   case 1: // 2: when a category last changed (shown by push-admin list)
-    return {"ALTER TABLE categories ADD COLUMN updated_ms BIGINT NOT NULL DEFAULT 0"};
+    // SQLite has no ADD COLUMN IF NOT EXISTS; its step is transactional.
+    if (std::string_view(c.backend()) == "sqlite")
+      return {"ALTER TABLE categories ADD COLUMN updated_ms BIGINT NOT NULL DEFAULT 0"};
+    return {"ALTER TABLE categories ADD COLUMN IF NOT EXISTS updated_ms BIGINT NOT NULL DEFAULT 0"};
   default: return {};
   }
 }
@@ -380,6 +398,7 @@ inline catalogue load_catalogue(sql_connection& c) {
     c.rollback();
     throw;
   }
+  for (auto& [name, cat] : out.categories) compile_templates(cat); // once per load, not per request
   return out;
 }
 

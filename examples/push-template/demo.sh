@@ -71,10 +71,18 @@ say "push-client: discovery picks a server; values are escaped per kind"
 client --category promo --param 'user=Ann & Bob'
 
 say "push-admin changes a template: every server reloads from the database once"
-admin template set promo notification_bar 'Now {{user}}, {{offer}}!'
+out=$(admin template set promo notification_bar 'Now {{user}}, {{offer}}!')
+printf '%s\n' "$out"
+version=$(printf '%s\n' "$out" | sed -n 's/^published config version \([0-9]*\)$/\1/p')
+[ -n "$version" ] || { echo "push-admin did not publish a config version" >&2; exit 1; }
+# Each server's own answer, not the client's (which asks only one of them).
+has_version() { get "$1" /config-version | grep -q "\"config_version\":$2[,}]"; }
 for id in s1 s2 s3; do
-  wait_until 5 sh -c "\"$bin/push-client\" --zk '$ZK_CONNECT' --zk-root '$root' --category promo --target notification_bar --param user=Ann 2>/dev/null | grep -q Now"
-  get "${port[$id]}" /config-version
+  if ! wait_until 5 has_version "${port[$id]}" "$version"; then
+    echo "$id did not load config version $version within 5 s: $(get "${port[$id]}" /config-version)" >&2
+    exit 1
+  fi
+  echo "$id: $(get "${port[$id]}" /config-version)"
 done
 client --category promo --target notification_bar --param user=Ann
 

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
@@ -38,7 +39,8 @@ namespace {
 /// again and retried when another admin published first.
 zkr::result<std::int32_t> publish_notice(zkr::session& zk, const std::string& path, const std::string& change) {
   zkr::config<std::string>::publisher pub(zk, path);
-  const std::string value = json{{"change", change}, {"at_ms", pt::now_ms()}}.dump();
+  const std::string value =
+      json{{"change", change}, {"at_ms", pt::now_ms()}}.dump(-1, ' ', false, json::error_handler_t::replace);
   zkr::error last = zkr::make_error(zkr::errc::timed_out, "publish", path);
   for (int attempt = 0; attempt < 5; ++attempt) {
     std::int32_t expected = zkr::config_absent;
@@ -53,9 +55,17 @@ zkr::result<std::int32_t> publish_notice(zkr::session& zk, const std::string& pa
 }
 
 std::string read_text_file(const std::string& path) {
+  // An ifstream opens a directory without complaint and then reads nothing:
+  // that would store an empty template. Refuse anything but a file.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec) throw std::runtime_error("--file " + pt::quote_name(path) + ": " + ec.message());
+  if (std::filesystem::is_directory(st)) throw std::runtime_error("--file " + pt::quote_name(path) + " is a directory");
   std::ifstream f(path, std::ios::binary);
-  if (!f) throw pt::db_error("cannot read " + path);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  if (!f) throw std::runtime_error("--file " + pt::quote_name(path) + ": cannot open");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) throw std::runtime_error("--file " + pt::quote_name(path) + ": read error");
+  return text;
 }
 
 json catalogue_json(const pt::catalogue& c) {
@@ -139,7 +149,7 @@ int main(int argc, char** argv) {
     if (init->parsed()) {
       change = "init";
     } else if (list->parsed()) {
-      std::printf("%s\n", catalogue_json(pt::load_catalogue(*db)).dump(2).c_str());
+      std::printf("%s\n", catalogue_json(pt::load_catalogue(*db)).dump(2, ' ', false, json::error_handler_t::replace).c_str());
       return 0;
     } else if (publish->parsed()) {
       change = "publish";

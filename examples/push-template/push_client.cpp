@@ -7,7 +7,9 @@
 //               [--target KIND]... [--param NAME=VALUE]... [--repeat N] [--interval-ms MS]
 //
 // Exit status: 0 every request answered; 2 a request was refused (4xx: the
-// server's message is printed); 1 no server could answer.
+// server's message is printed); 1 no server could answer, a template of the
+// category does not render (500 "template_error": no other server is tried),
+// or a reply was malformed.
 #include "catalogue.hpp"
 #include "common.hpp"
 
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +36,27 @@ struct outcome {
   int code = 1;       // the exit status this request earns
   std::string server; // who answered
 };
+
+/// What is wrong with a 200 reply to POST /render, or nullopt when it has the
+/// shape printed below: {"config_version": integer, "targets": [string...],
+/// "messages": {target: string}} with a message for every target.
+std::optional<std::string> check_reply(const json& j) {
+  if (j.is_discarded()) return "not JSON";
+  if (!j.is_object()) return "not a JSON object";
+  auto v = j.find("config_version");
+  if (v == j.end() || !v->is_number_integer()) return "\"config_version\" missing or not an integer";
+  auto t = j.find("targets");
+  if (t == j.end() || !t->is_array()) return "\"targets\" missing or not an array";
+  auto m = j.find("messages");
+  if (m == j.end() || !m->is_object()) return "\"messages\" missing or not an object";
+  for (const auto& k : *t) {
+    if (!k.is_string()) return "\"targets\" holds a non-string";
+    auto msg = m->find(k.get<std::string>());
+    if (msg == m->end() || !msg->is_string())
+      return "no message (string) for target " + pt::quote_name(k.get<std::string>());
+  }
+  return std::nullopt;
+}
 
 class failover_client {
 public:
@@ -62,26 +86,32 @@ public:
         suspect(i.id);
         continue;
       }
+      json j = json::parse(res->body, nullptr, false);
+      if (res->status >= 500 && j.is_object() && j.value("template_error", false)) {
+        // The catalogue's fault, the same on every server: no use trying others.
+        std::fprintf(stderr, "push-client: %s: HTTP %d: template error: %s\n", i.id.c_str(), res->status,
+                     pt::quote_name(j.value("error", std::string("?"))).c_str());
+        return {1, i.id};
+      }
       if (res->status >= 500) {
         last_error = i.id + ": HTTP " + std::to_string(res->status) + " " + res->body;
         std::fprintf(stderr, "push-client: %s; trying another server\n", last_error.c_str());
         suspect(i.id);
         continue;
       }
-      json j = json::parse(res->body, nullptr, false);
       if (res->status != 200) {
         std::string msg = j.is_object() && j.contains("error") ? j["error"].dump() : res->body;
         std::fprintf(stderr, "push-client: refused by %s: HTTP %d: %s\n", i.id.c_str(), res->status, msg.c_str());
         return {2, i.id};
       }
-      if (!j.is_object() || !j.contains("messages")) {
-        std::fprintf(stderr, "push-client: %s sent a reply that is not a render result\n", i.id.c_str());
+      if (auto bad = check_reply(j)) {
+        std::fprintf(stderr, "push-client: %s sent a malformed render result: %s\n", i.id.c_str(), bad->c_str());
         return {1, i.id};
       }
-      std::printf("served-by %s config-version %s\n", i.id.c_str(), j.value("config_version", json(-1)).dump().c_str());
+      std::printf("served-by %s config-version %s\n", i.id.c_str(), j["config_version"].dump().c_str());
       for (const auto& k : j["targets"]) {
-        const std::string kind = k.get<std::string>();
-        std::printf("%s: %s\n", kind.c_str(), j["messages"].value(kind, std::string()).c_str());
+        const std::string& kind = k.get_ref<const std::string&>();
+        std::printf("%s: %s\n", kind.c_str(), j["messages"][kind].get_ref<const std::string&>().c_str());
       }
       std::fflush(stdout);
       return {0, i.id};

@@ -186,6 +186,11 @@ struct server_state {
   bool stopping = false;
   std::string master_health; // the health znode as last seen (JSON text)
   std::string session_state = "connecting";
+  // Who is master, as the master loop last saw it: HTTP workers answer from
+  // here and never wait on ZooKeeper themselves.
+  std::string master_id;
+
+  std::atomic<std::int64_t> load_failures{0}; // reloads that failed (retried every second)
 
   std::atomic<std::int64_t> db_loads{0}; // every catalogue read from the database
   std::atomic<std::int64_t> renders{0};
@@ -240,6 +245,7 @@ struct server_state {
         cv.notify_all();
       } else {
         last_load_error = err;
+        load_failures.fetch_add(1);
         std::fprintf(stderr, "push-server: reload for config version %lld failed, keeping version %lld: %s\n",
                      static_cast<long long>(v), static_cast<long long>(loaded_version), err.c_str());
         cv.wait_for(lk, 1s, [&] { return stopping; });
@@ -248,9 +254,13 @@ struct server_state {
   }
 };
 
+/// JSON text of something that may hold outside bytes (a probe's reply, a
+/// database row): invalid UTF-8 becomes U+FFFD instead of an exception.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void reply_json(httplib::Response& res, int status, const json& j) {
   res.status = status;
-  res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  res.set_content(dump(j), "application/json");
 }
 
 void reply_error(httplib::Response& res, int status, const std::string& msg) {
@@ -373,6 +383,28 @@ int main(int argc, char** argv) {
 
   http.set_payload_max_length(max_body_bytes);
   http.set_read_timeout(5s);
+  // One request per connection: after a refusal the unread body must not be
+  // parsed as the next request, and cpp-httplib 0.11 keeps a connection open
+  // whatever the handler says. Clients here open a connection per request
+  // anyway.
+  http.set_keep_alive_max_count(1);
+  // cpp-httplib 0.11 checks the payload limit only against a Content-Length:
+  // a chunked body, or one sent without a length and ended by closing, is
+  // read into memory whole. So a request must say its length; this runs
+  // before any of the body is read.
+  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    const bool has_body_method = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
+                                 req.method == "DELETE" || req.method == "PRI";
+    std::string why;
+    if (req.has_header("Transfer-Encoding"))
+      why = "Transfer-Encoding is not accepted: send the body with a Content-Length (at most " +
+            std::to_string(max_body_bytes) + " bytes)";
+    else if (has_body_method && !req.has_header("Content-Length"))
+      why = "Content-Length required (a body of at most " + std::to_string(max_body_bytes) + " bytes)";
+    if (why.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    reply_error(res, 411, why);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 413)
@@ -398,7 +430,12 @@ int main(int argc, char** argv) {
     if (auto e = pt::parse_render_request(req.body, rq)) return reply_error(res, e->status, e->message);
     auto cat = st.snapshot(); // renders only from the cache, never from the database
     std::vector<pt::rendered> out;
-    if (auto e = pt::render(*cat, rq, out)) return reply_error(res, e->status, e->message);
+    if (auto e = pt::render(*cat, rq, out)) {
+      // A template that does not render is the catalogue's fault, the same on
+      // every server: say so, so that a client does not fail over in vain.
+      if (e->status >= 500) return reply_json(res, e->status, json{{"error", e->message}, {"template_error", true}});
+      return reply_error(res, e->status, e->message);
+    }
     st.renders.fetch_add(1);
     json msgs = json::object();
     json order = json::array();
@@ -415,10 +452,12 @@ int main(int argc, char** argv) {
     reply_json(res, 200, json{{"config_version", cat->config_version}, {"loaded_ms", st.loaded_ms},
                               {"notice_seen", st.notice_version}});
   });
+  // has_leadership() reads local state only; the master's id comes from the
+  // master loop (latch.leader() would be a ZooKeeper round trip on a worker).
   http.Get("/role", [&](const httplib::Request&, httplib::Response& res) {
     json j{{"id", st.id}, {"role", latch.has_leadership() ? "master" : "follower"}};
-    if (auto l = latch.leader()) j["master"] = l.value().id;
-    else j["master"] = nullptr;
+    std::lock_guard lk(st.m);
+    j["master"] = st.master_id.empty() ? json(nullptr) : json(st.master_id);
     reply_json(res, 200, j);
   });
   http.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
@@ -429,6 +468,7 @@ int main(int argc, char** argv) {
            {"categories", cat->categories.size()},
            {"db_loads", st.db_loads.load()},
            {"renders", st.renders.load()},
+           {"load_failures", st.load_failures.load()},
            {"health_published", st.health_published.load()}};
     std::lock_guard lk(st.m);
     j["session"] = st.session_state;
@@ -467,42 +507,67 @@ int main(int argc, char** argv) {
     }
 
   // The master's work: probe the ensemble and publish what it found, while
-  // it leads and its leadership is not in doubt.
+  // it leads and its leadership is not in doubt. Every server also notes who
+  // is master here, for GET /role.
   std::jthread master([&](std::stop_token stop) {
     std::mutex mm;
     std::condition_variable_any cv;
+    auto pause = [&](std::chrono::milliseconds d, std::stop_token term = {}) {
+      std::unique_lock lk(mm);
+      cv.wait_for(lk, stop, d, [&] { return term.stop_requested(); });
+    };
+    auto note_master = [&](std::string m) {
+      std::lock_guard lk(st.m);
+      st.master_id = std::move(m);
+    };
     std::int64_t seq = 0;
     while (!stop.stop_requested()) {
-      auto r = latch.await_leadership(stop, 500ms);
-      if (!r) {
-        if (r.error() == zkr::errc::timed_out) continue;
-        if (r.error() == zkr::errc::cancelled || stop.stop_requested()) break;
-        std::unique_lock lk(mm);
-        cv.wait_for(lk, stop, 500ms, [] { return false; });
-        continue;
-      }
-      const auto token = latch.fencing_token();
-      std::printf("role master (fencing token %lld)\n", static_cast<long long>(token.value_or(-1)));
-      std::stop_token term = latch.leadership_token();
-      while (!stop.stop_requested() && !term.stop_requested() && latch.has_leadership()) {
-        json h = probe_ensemble(zk_connect);
-        h["master"] = st.id;
-        h["master_address"] = "127.0.0.1:" + std::to_string(bound);
-        h["fencing_token"] = token.value_or(-1);
-        h["seq"] = ++seq;
-        h["published_ms"] = pt::now_ms();
-        h["session"] = zkr::to_string(zk.state());
-        const std::string text = h.dump();
-        auto w = zk.set(st.paths.health(), text);
-        if (!w && w.error() == zkr::zk_errc::no_node) {
-          if (auto e = zk.ensure_path(st.paths.health()); e) w = zk.set(st.paths.health(), text);
+      // Nothing thrown here may end the process (an uncaught exception in a
+      // thread terminates it): log it and go on.
+      try {
+        auto r = latch.await_leadership(stop, 500ms);
+        if (!r) {
+          if (r.error() == zkr::errc::cancelled || stop.stop_requested()) break;
+          if (r.error() != zkr::errc::timed_out) pause(500ms);
+          auto l = latch.leader(); // a follower: who leads now
+          note_master(l ? l.value().id : std::string());
+          continue;
         }
-        if (w) st.health_published.fetch_add(1);
-        else std::fprintf(stderr, "push-server: publish health: %s\n", w.error().message().c_str());
-        std::unique_lock lk(mm);
-        cv.wait_for(lk, stop, std::chrono::milliseconds(health_interval_ms), [&] { return term.stop_requested(); });
+        note_master(st.id);
+        const auto token = latch.fencing_token();
+        std::printf("role master (fencing token %lld)\n", static_cast<long long>(token.value_or(-1)));
+        std::stop_token term = latch.leadership_token();
+        while (!stop.stop_requested() && !term.stop_requested() && latch.has_leadership()) {
+          try {
+            json h = probe_ensemble(zk_connect); // takes up to a second per member
+            h["master"] = st.id;
+            h["master_address"] = "127.0.0.1:" + std::to_string(bound);
+            h["fencing_token"] = token.value_or(-1);
+            h["seq"] = ++seq;
+            h["published_ms"] = pt::now_ms();
+            h["session"] = zkr::to_string(zk.state());
+            const std::string text = dump(h); // a member's reply may be any bytes
+            // Checked again right before the write: the probe took time and
+            // the leadership may have gone meanwhile. This narrows the window
+            // but does not close it (the write is not fenced): see README.
+            if (term.stop_requested() || !latch.has_leadership()) break;
+            auto w = zk.set(st.paths.health(), text);
+            if (!w && w.error() == zkr::zk_errc::no_node) {
+              if (auto e = zk.ensure_path(st.paths.health()); e) w = zk.set(st.paths.health(), text);
+            }
+            if (w) st.health_published.fetch_add(1);
+            else std::fprintf(stderr, "push-server: publish health: %s\n", w.error().message().c_str());
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "push-server: health report failed: %s\n", e.what());
+          }
+          pause(std::chrono::milliseconds(health_interval_ms), term);
+        }
+        note_master({}); // not known until the next look
+        std::printf("role follower\n");
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "push-server: master loop: %s\n", e.what());
+        pause(500ms);
       }
-      std::printf("role follower\n");
     }
   });
 
