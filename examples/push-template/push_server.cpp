@@ -9,6 +9,7 @@
 #include "catalogue.hpp"
 #include "common.hpp"
 #include "db.hpp"
+#include "../common/http_guard.hpp"
 
 #include <CLI/CLI.hpp>
 #include <httplib.h>
@@ -381,49 +382,11 @@ int main(int argc, char** argv) {
   lo.payload = "127.0.0.1:" + std::to_string(bound);
   zkr::leader_latch latch(zk, st.paths.election(), lo);
 
-  http.set_payload_max_length(max_body_bytes);
-  http.set_read_timeout(5s);
-  // One request per connection: after a refusal the unread body must not be
-  // parsed as the next request, and cpp-httplib 0.11 keeps a connection open
-  // whatever the handler says. Clients here open a connection per request
-  // anyway.
-  http.set_keep_alive_max_count(1);
-  // cpp-httplib 0.11 checks the payload limit only against a Content-Length:
-  // a chunked body, or one sent without a length and ended by closing, is
-  // read into memory whole. So a request must say its length; this runs
-  // before any of the body is read.
-  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    const bool has_body_method = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
-                                 req.method == "DELETE" || req.method == "PRI";
-    std::string why;
-    if (req.has_header("Transfer-Encoding"))
-      why = "Transfer-Encoding is not accepted: send the body with a Content-Length (at most " +
-            std::to_string(max_body_bytes) + " bytes)";
-    else if (has_body_method && !req.has_header("Content-Length"))
-      why = "Content-Length required (a body of at most " + std::to_string(max_body_bytes) + " bytes)";
-    if (why.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    reply_error(res, 411, why);
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 413)
-      reply_error(res, 413, "request body over " + std::to_string(max_body_bytes) + " bytes");
-    else if (res.status == 404)
-      reply_error(res, 404, "no such endpoint: " + req.method + " " + req.path);
-    else
-      reply_error(res, res.status, "HTTP " + std::to_string(res.status));
-  });
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    reply_error(res, 500, "internal error: " + what);
-  });
+  // Refuse what must not be read: over-long, chunked or length-less bodies.
+  examples::guard_http(http, max_body_bytes,
+                       [](httplib::Response& res, int status, const std::string&, const std::string& message) {
+                         reply_error(res, status, message);
+                       });
 
   http.Post("/render", [&](const httplib::Request& req, httplib::Response& res) {
     pt::render_request rq;
