@@ -70,11 +70,11 @@ inline outcome<nlohmann::json> route_call(const std::vector<std::string>& routes
     }
     preferred = k;
     auto j = nlohmann::json::parse(res->body, nullptr, false);
-    if (!j.is_object() || !j.value("code", nlohmann::json()).is_string())
+    if (str(j, "code").empty())
       return outcome<nlohmann::json>::failure("bad_reply", "route " + r + " answered " + std::to_string(res->status) +
                                                                " without a JSON code");
-    if (j["code"] != "ok") return outcome<nlohmann::json>::failure(j["code"], j.value("message", ""));
-    return j.value("data", nlohmann::json::object());
+    if (str(j, "code") != "ok") return outcome<nlohmann::json>::failure(str(j, "code"), str(j, "message"));
+    return obj(j, "data");
   }
   return outcome<nlohmann::json>::failure("no_route", "no route answered: " + tried);
 }
@@ -133,7 +133,9 @@ inline outcome<std::pair<std::string, std::string>> register_user(const std::vec
   std::size_t preferred = 0;
   auto r = detail::route_call(routes, preferred, "POST", "/register", {{"name", name}});
   if (!r) return outcome<std::pair<std::string, std::string>>::failure(r.code(), r.message());
-  return std::make_pair(r.value().value("userId", ""), r.value().value("name", ""));
+  if (!valid_user_id(str(r.value(), "userId")))
+    return outcome<std::pair<std::string, std::string>>::failure("bad_reply", "the route's reply holds no user id");
+  return std::make_pair(str(r.value(), "userId"), str(r.value(), "name"));
 }
 
 class client {
@@ -151,7 +153,8 @@ public:
 
   /// Called on the client's thread for each new message (never twice for one id).
   std::function<void(const message&)> on_message;
-  /// Called on the client's thread: "logged in as ...", "reconnecting: ...", "error: ...".
+  /// "logged in as ...", "reconnecting: ...", "error: ...": on the client's
+  /// thread, except the first "logged in" (on the thread calling start()).
   std::function<void(const std::string&)> on_status;
 
   /// Logs in through a route and connects to the chosen server (one try: an
@@ -168,13 +171,13 @@ public:
   outcome<std::string> send_group(std::string text) {
     auto r = call("POST", "/group", {{"userId", o_.user_id}, {"token", token()}, {"text", std::move(text)}});
     if (!r) return outcome<std::string>::failure(r.code(), r.message());
-    return r.value().value("msgId", "");
+    return str(r.value(), "msgId");
   }
 
   outcome<std::string> send_private(std::string to, std::string text) {
     auto r = call("POST", "/private", {{"userId", o_.user_id}, {"token", token()}, {"to", std::move(to)}, {"text", std::move(text)}});
     if (!r) return outcome<std::string>::failure(r.code(), r.message());
-    return r.value().value("msgId", "");
+    return str(r.value(), "msgId");
   }
 
   /// (userId, name) of every online user.
@@ -183,8 +186,8 @@ public:
     auto r = call("GET", "/online");
     if (!r) return R::failure(r.code(), r.message());
     std::vector<std::pair<std::string, std::string>> out;
-    for (auto& u : r.value().value("users", nlohmann::json::array()))
-      if (u.is_object()) out.emplace_back(u.value("userId", ""), u.value("name", ""));
+    if (auto it = r.value().find("users"); it != r.value().end() && it->is_array())
+      for (auto& u : *it) out.emplace_back(str(u, "userId"), str(u, "name"));
     return out;
   }
 
@@ -208,6 +211,8 @@ public:
     return name_;
   }
   int logins() const { return logins_.load(); }
+  /// Messages that arrived again (same id) and were dropped.
+  int duplicates() const { return duplicates_.load(); }
   /// False once reconnecting gave up (max_login_tries) or stop() was called.
   bool alive() const { return !dead_.load() && !stopping_.load(); }
 
@@ -229,10 +234,13 @@ private:
     auto r = call("POST", "/login", {{"userId", o_.user_id}});
     if (!r) return outcome<none>::failure(r.code(), r.message());
     const auto& d = r.value();
-    const auto srv = d.value("server", nlohmann::json::object());
-    const std::string host = srv.value("host", ""), server_id = srv.value("id", ""), tok = d.value("token", "");
+    const auto srv = obj(d, "server");
+    const std::string host = str(srv, "host"), server_id = str(srv, "id"), tok = str(d, "token");
+    const auto port = num(srv, "socket");
+    if (tok.empty() || port <= 0 || port > 65535)
+      return outcome<none>::failure("bad_reply", "the route's login reply holds no token or server address");
     std::string why;
-    const int fd = detail::connect_tcp(host, srv.value("socket", 0), std::chrono::seconds(2), why);
+    const int fd = detail::connect_tcp(host, static_cast<int>(port), std::chrono::seconds(2), why);
     if (fd < 0) return outcome<none>::failure("connect_failed", why);
     Frame login;
     login.set_type(Frame::LOGIN);
@@ -275,7 +283,7 @@ private:
       dec_ = std::move(dec); // bytes after LOGIN_OK are the first messages
       token_ = tok;
       server_ = server_id;
-      name_ = d.value("name", "");
+      name_ = str(d, "name");
     }
     ++logins_;
     last_rx_ = last_tx_ = std::chrono::steady_clock::now();
@@ -327,7 +335,10 @@ private:
     ack.set_type(Frame::ACK);
     ack.set_msg_id(f.msg_id());
     send_frame(ack);
-    if (!seen_.insert(f.msg_id()).second) return; // a duplicate (a route's retry)
+    if (!seen_.insert(f.msg_id()).second) { // a duplicate (a route's retry)
+      ++duplicates_;
+      return;
+    }
     seen_order_.push_back(f.msg_id());
     if (seen_order_.size() > 10000) {
       seen_.erase(seen_order_.front());
@@ -409,6 +420,7 @@ private:
   std::thread thread_;
   std::atomic<bool> stopping_{false}, dead_{false};
   std::atomic<int> logins_{0};
+  std::atomic<int> duplicates_{0};
   std::atomic<std::uint64_t> request_id_{0};
   std::chrono::steady_clock::time_point last_rx_{}, last_tx_{};
   std::unordered_set<std::string> seen_; ///< message ids delivered (client thread only)

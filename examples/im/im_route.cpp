@@ -89,14 +89,14 @@ std::optional<route_info> decode_route(const std::string& user, const zkr::node&
   if (!j.is_object()) return std::nullopt;
   route_info r;
   r.user = user;
-  r.name = j.value("name", "");
-  r.server = j.value("server", "");
-  r.host = j.value("host", "");
-  r.token = j.value("token", "");
-  r.socket = j.value("socket", 0);
-  r.http = j.value("http", 0);
+  r.name = im::str(j, "name");
+  r.server = im::str(j, "server");
+  r.host = im::str(j, "host");
+  r.token = im::str(j, "token");
+  r.socket = static_cast<int>(im::num(j, "socket"));
+  r.http = static_cast<int>(im::num(j, "http"));
   r.version = n.stat.version;
-  if (r.server.empty() || r.host.empty() || r.http <= 0) return std::nullopt;
+  if (r.server.empty() || r.host.empty() || r.http <= 0 || r.http > 65535) return std::nullopt;
   return r;
 }
 
@@ -159,19 +159,29 @@ struct route_server {
   /// Pushes a message to the users of one server; returns those it delivered
   /// to. One retry: a reply lost after delivery makes a duplicate, which the
   /// client drops by the message id.
+  /// The users are sent in batches, so that a body stays far below the
+  /// server's 64 KiB limit whatever the number of users.
   std::vector<std::string> push(const std::string& host, int port, const json& body) {
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      httplib::Client c(host, port);
-      c.set_connection_timeout(1s);
-      c.set_read_timeout(3s);
-      auto r = c.Post("/push", body.dump(), "application/json");
-      if (r && r->status == 200) {
+    std::vector<std::string> delivered;
+    const auto& to = body["to"];
+    for (std::size_t first = 0; first < to.size(); first += 1000) {
+      json part = body;
+      part["to"] = json(std::vector<json>(to.begin() + static_cast<std::ptrdiff_t>(first),
+                                          to.begin() + static_cast<std::ptrdiff_t>(std::min(to.size(), first + 1000))));
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        httplib::Client c(host, port);
+        c.set_connection_timeout(1s);
+        c.set_read_timeout(6s); // longer than the server's own 5 s bound
+        auto r = c.Post("/push", part.dump(), "application/json");
+        if (!r || r->status != 200) continue;
         auto j = json::parse(r->body, nullptr, false);
-        if (j.is_object() && j.value("delivered", json()).is_array()) return j["delivered"].get<std::vector<std::string>>();
-        return {};
+        if (auto it = j.is_object() ? j.find("delivered") : j.end(); it != j.end() && it->is_array())
+          for (auto& u : *it)
+            if (u.is_string()) delivered.push_back(u.get<std::string>());
+        break;
       }
     }
-    return {};
+    return delivered;
   }
 
   void do_register(const httplib::Request& req, httplib::Response& res) {
@@ -204,7 +214,7 @@ struct route_server {
       if (acct.error() == zkr::zk_errc::no_node) return reply(res, 404, "no_such_user", "no account " + user);
       return reply(res, 503, "unavailable", "ZooKeeper: " + acct.error().message());
     }
-    const auto name = json::parse(acct.value().data, nullptr, false).value("name", "");
+    const auto name = im::str(json::parse(acct.value().data, nullptr, false), "name");
     // Read, not the cache: a refusal must be right. The server's transaction
     // settles a race between two logins that both pass here.
     if (auto held = zk.get(paths.route(user))) {
@@ -222,7 +232,9 @@ struct route_server {
     }
     if (!chosen) return reply(res, 503, "no_server", "no im-server is up");
     const std::string token = im::random_hex(16);
-    const std::string pending = json{{"token", token}, {"server", chosen->id}, {"name", name}}.dump();
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+    const std::string pending =
+        json{{"token", token}, {"server", chosen->id}, {"name", name}, {"at", static_cast<std::int64_t>(now_ms.count())}}.dump();
     auto c = zk.create(paths.login(user), pending);
     if (!c && c.error() == zkr::zk_errc::node_exists) {
       auto s = zk.set(paths.login(user), pending);
@@ -307,12 +319,13 @@ struct route_server {
     httplib::Client c(who.value().host, who.value().http);
     c.set_connection_timeout(1s);
     c.set_read_timeout(3s);
+    c.set_read_timeout(6s); // longer than the server's own 5 s bound
     auto sr = c.Post("/logout", json{{"userId", who.value().user}}.dump(), "application/json");
-    if (!sr || sr->status != 200) {
-      // Its server does not answer: remove the route ourselves, as it was read.
-      if (auto rm = zk.remove(paths.route(who.value().user), who.value().version); !rm && rm.error() != zkr::zk_errc::no_node)
-        return reply(res, 503, "unavailable", "ZooKeeper: " + rm.error().message());
-    }
+    // The route node is not removed here: it belongs to the server's session
+    // (a node read a moment ago may already be a newer login's). A dead
+    // server's nodes go when its session expires.
+    if (!sr || sr->status != 200)
+      return reply(res, 503, "unavailable", "the server " + who.value().server + " of " + who.value().user + " does not answer");
     ok(res, json::object());
   }
 };

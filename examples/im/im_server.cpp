@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <arpa/inet.h>
 #include <csignal>
 #include <atomic>
 #include <cstdio>
@@ -40,9 +41,13 @@ namespace zkr = zkrecipes;
 
 namespace {
 
-/// Frames queued to one client beyond this: it is not reading, drop it
+/// Bytes queued to one client beyond this: it is not reading; drop it
 /// rather than let its backlog grow without bound.
-constexpr std::size_t max_queued_frames = 4096;
+constexpr std::size_t max_queued_bytes = 1024 * 1024;
+/// A pending login older than this is refused (its token has gone stale).
+constexpr auto pending_login_ttl = std::chrono::seconds(60);
+
+using im::str;
 
 struct server;
 
@@ -51,10 +56,11 @@ public:
   connection(server& s, tcp::socket sock);
   void start();
   void send(const im::Frame& f);
-  /// Sends a last ERROR frame, then closes.
-  void fail(const std::string& code, const std::string& message);
+  /// Sends a last ERROR frame (answering request `rid`), then closes.
+  void fail(const std::string& code, const std::string& message, std::uint64_t rid = 0);
   void close(const std::string& why);
   const std::string& user() const { return user_; }
+  std::uint64_t generation() const { return generation_; }
   std::string peer() const { return peer_; }
 
 private:
@@ -70,13 +76,16 @@ private:
   im::frame_decoder dec_;
   std::array<char, 8192> buf_{};
   std::deque<std::string> out_;
+  std::size_t out_bytes_ = 0;
   bool writing_ = false;
   bool closing_ = false; ///< no more frames in; close once the queue is written
   bool closed_ = false;
   bool logging_in_ = false;
+  std::uint64_t generation_ = 0; ///< the server's session generation at login
   std::string user_;
+  std::string token_;
   std::string peer_;
-  std::chrono::steady_clock::time_point last_rx_;
+  std::chrono::steady_clock::time_point last_rx_, started_;
 };
 
 struct server {
@@ -92,14 +101,31 @@ struct server {
   std::map<std::string, std::shared_ptr<connection>> users; // Asio thread only
   std::atomic<std::uint64_t> sent{0}, acked{0};
   std::atomic<bool> stopping{false};
+  /// Moves on when the ZooKeeper session is lost: route nodes made before
+  /// are gone, and a login that straddles the loss cannot be trusted.
+  std::atomic<std::uint64_t> generation{0};
+  std::size_t max_connections = 10000;
+  std::chrono::milliseconds session_timeout{4000};
 
   void accept() {
     acceptor.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
       if (ec) {
-        if (ec != asio::error::operation_aborted) {
-          std::fprintf(stderr, "accept: %s\n", ec.message().c_str());
-          accept();
-        }
+        if (ec == asio::error::operation_aborted) return;
+        // Out of descriptors (EMFILE) fails again at once: wait a little
+        // rather than spin.
+        std::fprintf(stderr, "accept: %s\n", ec.message().c_str());
+        auto t = std::make_shared<asio::steady_timer>(io, 100ms);
+        t->async_wait([this, t](boost::system::error_code e) {
+          if (!e) accept();
+        });
+        return;
+      }
+      if (conns.size() >= max_connections) { // refuse, politely, and go on
+        boost::system::error_code ignore;
+        const auto refusal = im::encode_frame(im::error_frame("busy", "the server has " + std::to_string(conns.size()) + " connections, its limit"));
+        asio::write(sock, asio::buffer(refusal), ignore);
+        sock.close(ignore);
+        accept();
         return;
       }
       auto c = std::make_shared<connection>(*this, std::move(sock));
@@ -111,6 +137,7 @@ struct server {
 
   /// Runs `fn` on the Asio thread and waits (bounded) for its value.
   template <class F> std::optional<std::invoke_result_t<F>> on_io(F fn) {
+    if (stopping) return std::nullopt;
     auto p = std::make_shared<std::promise<std::invoke_result_t<F>>>();
     auto f = p->get_future();
     asio::post(io, [p, fn = std::move(fn)]() mutable { p->set_value(fn()); });
@@ -118,14 +145,32 @@ struct server {
     return f.get();
   }
 
-  /// The route node, when this session still owns it (a route of the same
-  /// user made by another server after ours expired is left alone).
-  void remove_route(const std::string& user) {
-    asio::post(zk_pool, [this, user] {
-      auto n = zk->get(paths.route(user));
-      if (!n || n.value().stat.ephemeral_owner != zk->session_id()) return;
-      if (auto r = zk->remove(paths.route(user), n.value().stat.version); !r && r.error() != zkr::zk_errc::no_node)
-        std::fprintf(stderr, "route of %s: remove failed: %s\n", user.c_str(), r.error().message().c_str());
+  /// Removes the route node of one connection: only while this session owns
+  /// it and it holds that connection's token, so a newer login of the same
+  /// user (here or on another server) is never touched. Transient errors are
+  /// retried for up to a session timeout; after that the session is gone and
+  /// the node with it.
+  void remove_route(const std::string& user, const std::string& token) {
+    asio::post(zk_pool, [this, user, token] {
+      const auto deadline = std::chrono::steady_clock::now() + session_timeout + 2s;
+      auto pause = 100ms;
+      for (;;) {
+        auto n = zk->get(paths.route(user));
+        if (n) {
+          if (n.value().stat.ephemeral_owner != zk->session_id() || str(json::parse(n.value().data, nullptr, false), "token") != token)
+            return;
+          auto r = zk->remove(paths.route(user), n.value().stat.version);
+          if (r || r.error() == zkr::zk_errc::no_node) return;
+        } else if (n.error() == zkr::zk_errc::no_node) {
+          return;
+        }
+        if (stopping || std::chrono::steady_clock::now() + pause > deadline) {
+          std::fprintf(stderr, "route of %s: not removed (ZooKeeper unreachable); it goes with the session\n", user.c_str());
+          return;
+        }
+        std::this_thread::sleep_for(pause);
+        pause = std::min<std::chrono::milliseconds>(pause * 2, 1s);
+      }
     });
   }
 
@@ -141,13 +186,17 @@ struct server {
       return R::failure("unavailable", "ZooKeeper: " + n.error().message());
     }
     auto j = json::parse(n.value().data, nullptr, false);
-    if (!j.is_object() || !j.value("token", json()).is_string() || !j.value("server", json()).is_string())
+    if (str(j, "token").empty() || str(j, "server").empty())
       return R::failure("bad_token", "the pending login of " + user + " is unreadable");
-    if (j["token"].get<std::string>() != token) return R::failure("bad_token", "the token does not match the login of " + user);
-    if (j["server"].get<std::string>() != id)
-      return R::failure("wrong_server", "this login is for server " + j["server"].get<std::string>() + ", not " + id);
-    const json route{{"userId", user},      {"name", j.value("name", "")}, {"server", id}, {"host", advertise},
-                     {"socket", socket_port}, {"http", http_port},          {"token", token}};
+    if (str(j, "token") != token) return R::failure("bad_token", "the token does not match the login of " + user);
+    if (str(j, "server") != id) return R::failure("wrong_server", "this login is for server " + str(j, "server") + ", not " + id);
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+    if (!j.contains("at") || !j["at"].is_number_integer() ||
+        now_ms - std::chrono::milliseconds(j["at"].get<std::int64_t>()) > pending_login_ttl)
+      return R::failure("bad_token", "the login of " + user + " is over " + std::to_string(pending_login_ttl.count()) +
+                                         " s old: log in through a route again");
+    const json route{{"userId", user},      {"name", str(j, "name")}, {"server", id}, {"host", advertise},
+                     {"socket", socket_port}, {"http", http_port},     {"token", token}};
     zkr::multi_op tx;
     tx.remove(paths.login(user), n.value().stat.version);
     tx.create(paths.route(user), route.dump(), {zkr::create_mode::ephemeral});
@@ -157,6 +206,12 @@ struct server {
       return R::failure("already_logged_in", user + " is already logged in (one running client per user)");
     if (r.error() == zkr::zk_errc::bad_version || r.error() == zkr::zk_errc::no_node)
       return R::failure("bad_token", "the login of " + user + " changed meanwhile (another login?)");
+    // A multi is not retried, and a connection loss leaves it unknown whether
+    // it was applied: look. Ours (this session, this token): it was.
+    if (auto back = zk->get(paths.route(user));
+        back && back.value().stat.ephemeral_owner == zk->session_id() &&
+        str(json::parse(back.value().data, nullptr, false), "token") == token)
+      return im::none{};
     return R::failure("unavailable", "ZooKeeper: " + r.error().message());
   }
 };
@@ -169,7 +224,7 @@ connection::connection(server& s, tcp::socket sock) : s_(s), sock_(std::move(soc
 }
 
 void connection::start() {
-  last_rx_ = std::chrono::steady_clock::now();
+  last_rx_ = started_ = std::chrono::steady_clock::now();
   arm_idle();
   read();
 }
@@ -178,8 +233,14 @@ void connection::arm_idle() {
   idle_.expires_after(s_.heartbeat);
   idle_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->closed_) return;
-    if (std::chrono::steady_clock::now() - self->last_rx_ > 3 * self->s_.heartbeat) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - self->last_rx_ > 3 * self->s_.heartbeat) {
       self->close("silent for 3 heartbeat periods");
+      return;
+    }
+    // A connection that never logs in holds a descriptor for nothing.
+    if (self->user_.empty() && !self->logging_in_ && now - self->started_ > 2 * self->s_.heartbeat) {
+      self->fail("login_timeout", "no LOGIN within 2 heartbeat periods");
       return;
     }
     self->arm_idle();
@@ -235,19 +296,35 @@ void connection::on_login(const im::Frame& f) {
   if (!im::valid_user_id(f.user_id())) return fail("bad_frame", "LOGIN without a valid user_id");
   if (f.token().empty() || f.token().size() > 64) return fail("bad_frame", "LOGIN without a valid token");
   logging_in_ = true;
-  asio::post(s_.zk_pool, [self = shared_from_this(), user = f.user_id(), token = f.token(), rid = f.request_id()] {
+  const std::uint64_t gen = s_.generation.load();
+  asio::post(s_.zk_pool, [self = shared_from_this(), user = f.user_id(), token = f.token(), rid = f.request_id(), gen] {
     auto r = self->s_.login(user, token);
-    asio::post(self->s_.io, [self, user, rid, r = std::move(r)] {
+    // The session was lost meanwhile: the node may have gone with it (or
+    // been made by the new session after the kick): start over.
+    if (r && self->s_.generation.load() != gen) {
+      self->s_.remove_route(user, token);
+      r = im::outcome<im::none>::failure("session_lost", "the server lost its ZooKeeper session during the login: log in again");
+    } else if (!r && r.code() == "unavailable") {
+      self->s_.remove_route(user, token); // in case the transaction was applied after all
+    }
+    asio::post(self->s_.io, [self, user, token, rid, gen, r = std::move(r)] {
       self->logging_in_ = false;
+      if (r && self->s_.generation.load() != gen) {
+        self->s_.remove_route(user, token);
+        self->fail("session_lost", "the server lost its ZooKeeper session during the login: log in again", rid);
+        return;
+      }
       if (!r) {
-        self->fail(r.code(), r.message());
+        self->fail(r.code(), r.message(), rid);
         return;
       }
       if (self->closed_ || self->closing_) { // the client left while we logged it in
-        self->s_.remove_route(user);
+        self->s_.remove_route(user, token);
         return;
       }
       self->user_ = user;
+      self->token_ = token;
+      self->generation_ = gen;
       self->s_.users[user] = self;
       std::printf("login %s from %s\n", user.c_str(), self->peer_.c_str());
       std::fflush(stdout);
@@ -263,11 +340,13 @@ void connection::on_login(const im::Frame& f) {
 
 void connection::send(const im::Frame& f) {
   if (closed_) return;
-  if (out_.size() >= max_queued_frames) {
-    close("over " + std::to_string(max_queued_frames) + " frames queued: the client is not reading");
+  auto bytes = im::encode_frame(f);
+  if (out_bytes_ + bytes.size() > max_queued_bytes) {
+    close("over " + std::to_string(max_queued_bytes) + " bytes queued: the client is not reading");
     return;
   }
-  out_.push_back(im::encode_frame(f));
+  out_bytes_ += bytes.size();
+  out_.push_back(std::move(bytes));
   if (!writing_) write_next();
 }
 
@@ -284,17 +363,18 @@ void connection::write_next() {
       self->close("write: " + ec.message());
       return;
     }
+    self->out_bytes_ -= self->out_.front().size();
     self->out_.pop_front();
     self->write_next();
   });
 }
 
-void connection::fail(const std::string& code, const std::string& message) {
+void connection::fail(const std::string& code, const std::string& message, std::uint64_t rid) {
   if (closed_ || closing_) return;
   std::printf("closing %s%s: %s: %s\n", peer_.c_str(), user_.empty() ? "" : (" (" + user_ + ")").c_str(), code.c_str(),
               message.c_str());
   std::fflush(stdout);
-  send(im::error_frame(code, message));
+  send(im::error_frame(code, message, rid));
   closing_ = true;
   if (!writing_) close("after an error frame");
 }
@@ -312,7 +392,7 @@ void connection::close(const std::string& why) {
     if (auto it = s_.users.find(user_); it != s_.users.end() && it->second == self) s_.users.erase(it);
     std::printf("logout %s: %s\n", user_.c_str(), why.c_str());
     std::fflush(stdout);
-    if (!s_.stopping) s_.remove_route(user_);
+    if (!s_.stopping) s_.remove_route(user_, token_);
   }
 }
 
@@ -339,7 +419,7 @@ void reply(httplib::Response& res, int status, const json& body) {
 int main(int argc, char** argv) {
   CLI::App app{"im-server: holds client connections and delivers messages (examples/im/README.md)"};
   std::string zk_connect, root = "/im", id, advertise = "127.0.0.1";
-  int port = 0, http_port = 0, heartbeat_ms = 10000, session_ms = 4000;
+  int port = 0, http_port = 0, heartbeat_ms = 10000, session_ms = 4000, max_connections = 10000;
   app.add_option("--zk", zk_connect, "ZooKeeper connect string")->required();
   app.add_option("--zk-root", root, "the system's root znode");
   app.add_option("--id", id, "this server's instance id (unique)")->required();
@@ -348,13 +428,15 @@ int main(int argc, char** argv) {
   app.add_option("--advertise", advertise, "the address clients and routes are told to use");
   app.add_option("--heartbeat-ms", heartbeat_ms, "a client silent for 3 periods is dropped")->check(CLI::Range(50, 3600000));
   app.add_option("--session-timeout-ms", session_ms, "ZooKeeper session timeout")->check(CLI::Range(1000, 600000));
+  app.add_option("--max-connections", max_connections, "client connections beyond this are refused")->check(CLI::Range(1, 1000000));
   CLI11_PARSE(app, argc, argv);
   if (auto v = zkr::validate_name(id, "--id"); !v) {
     std::fprintf(stderr, "im-server: %s\n", v.error().message().c_str());
     return 2;
   }
-  if (advertise.empty() || advertise.find_first_of("\n\r") != std::string::npos) {
-    std::fprintf(stderr, "im-server: --advertise must be a host name or address\n");
+  if (in_addr a{}; ::inet_pton(AF_INET, advertise.c_str(), &a) != 1) {
+    std::fprintf(stderr, "im-server: --advertise must be an IPv4 address (clients and routes connect to it), got '%s'\n",
+                 advertise.c_str());
     return 2;
   }
   im::quiet_protobuf();
@@ -374,6 +456,8 @@ int main(int argc, char** argv) {
   s.id = id;
   s.advertise = advertise;
   s.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+  s.session_timeout = std::chrono::milliseconds(session_ms);
+  s.max_connections = static_cast<std::size_t>(max_connections);
   for (const auto& p : {s.paths.routes(), s.paths.logins()})
     if (auto r = zk.ensure_path(p); !r) {
       std::fprintf(stderr, "im-server: %s: %s\n", p.c_str(), r.error().message().c_str());
@@ -386,9 +470,11 @@ int main(int argc, char** argv) {
     std::printf("session %s\n", zkr::to_string(e.state));
     std::fflush(stdout);
     if (e.state != zkr::session_state::lost) return;
-    asio::post(s.io, [&s] {
+    const auto gen = ++s.generation;
+    asio::post(s.io, [&s, gen] {
       auto users = s.users;
-      for (auto& [u, c] : users) c->fail("session_lost", "the server lost its ZooKeeper session: log in again");
+      for (auto& [u, c] : users)
+        if (c->generation() < gen) c->fail("session_lost", "the server lost its ZooKeeper session: log in again");
     });
   });
 
@@ -475,6 +561,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::thread http_thread([&http] { http.listen_after_bind(); });
+  // stop() does nothing before listen has begun: wait for it (bounded).
+  for (int i = 0; i < 500 && !http.is_running(); ++i) std::this_thread::sleep_for(10ms);
 
   zkr::registry_options ro;
   ro.base_path = s.paths.services();
@@ -504,9 +592,15 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   s.io.run();
 
+  // HTTP handlers still in flight wait on the Asio thread: keep running it
+  // (bounded) until httplib has returned.
   (void)reg.stop();
   http.stop();
-  http_thread.join();
+  auto http_done = std::async(std::launch::async, [&http_thread] { http_thread.join(); });
+  while (http_done.wait_for(0s) != std::future_status::ready) {
+    s.io.restart();
+    s.io.run_for(20ms);
+  }
   s.zk_pool.join();
   std::printf("stopped\n");
   return 0;

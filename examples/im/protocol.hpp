@@ -165,6 +165,30 @@ inline std::optional<std::string> text_problem(std::string_view t) {
   return std::nullopt;
 }
 
+// ------------------------------------------------------------------ JSON read back
+
+/// The string field `key` of a JSON object, or "": for JSON this program did
+/// not write (a peer's reply, a znode), where a wrong type must not throw.
+inline std::string str(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return {};
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+/// The integer field `key`, or `otherwise`.
+inline std::int64_t num(const nlohmann::json& j, const char* key, std::int64_t otherwise = 0) {
+  if (!j.is_object()) return otherwise;
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : otherwise;
+}
+
+/// The object field `key`, or an empty object.
+inline nlohmann::json obj(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return nlohmann::json::object();
+  auto it = j.find(key);
+  return it != j.end() && it->is_object() ? *it : nlohmann::json::object();
+}
+
 // ------------------------------------------------------------------ route bodies
 
 struct register_req {
