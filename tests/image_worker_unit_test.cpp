@@ -253,8 +253,12 @@ TEST_CASE("image-worker unit: bad coordinates are refused with a reason") {
   }
 }
 
-TEST_CASE("image-worker unit: area text in UCS-2 keeps its ASCII") {
+TEST_CASE("image-worker unit: area text: trailing NULs dropped, UCS-2 keeps its ASCII") {
   auto t = good_tags();
+  t.area = std::string("Tokyo\0\0", 7); // NUL-terminated, as many cameras write it
+  auto nul = read_gps(make_jpeg_tags(8, 8, t));
+  REQUIRE(nul);
+  CHECK(nul->area == "Tokyo");
   t.area_code = std::string("UNICODE\0", 8);
   t.area = std::string("O\0s\0l\0o\0\xe5\0", 10); // "Oslo" + U+00E5, little-endian like the file
   const auto g = read_gps(make_jpeg_tags(8, 8, t));
@@ -387,6 +391,10 @@ TEST_CASE("image-worker unit: a valid fetch request parses") {
   const auto lim = parse_fetch_request(R"({"url":"http://h:1/p","network":")" + std::string(32, 'a') +
                                        R"(","dataId":")" + std::string(64, 'Z') + R"("})");
   CHECK(lim.has_value());
+  const auto long_path = parse_fetch_request(R"({"url":"http://h:1/)" + std::string(1023, 'p') +
+                                             R"(","network":"a","dataId":"x"})");
+  REQUIRE(long_path.has_value());
+  CHECK(long_path.value().where.path.size() == max_url_path);
 }
 
 TEST_CASE("image-worker unit: fetch request errors name the field and carry the status") {
@@ -422,6 +430,7 @@ TEST_CASE("image-worker unit: fetch request errors name the field and carry the 
       {url("http://127.0.0.1/a"), 400, "bad_request", "url", "\"url\" has no port"},
       {url("http://127.0.0.1:0/a"), 400, "bad_request", "url", "\"url\" has an invalid port"},
       {url("http://127.0.0.1:65536/a"), 400, "bad_request", "url", "\"url\" has an invalid port"},
+      {url("http://127.0.0.1:080/a"), 400, "bad_request", "url", "\"url\" has an invalid port"},
       {url("http://127.0.0.1:80a/a"), 400, "bad_request", "url", "\"url\" has an invalid port"},
       {url("http://127.0.0.1:/a"), 400, "bad_request", "url", "\"url\" has an invalid port"},
       {url("http://127.0.0.1:-1/a"), 400, "bad_request", "url", "\"url\" has an invalid port"},

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "protocol.hpp"
+#include "../common/process.hpp"
 
 #include <zkrecipes/zkrecipes.hpp>
 
@@ -38,15 +39,7 @@ struct zk_paths {
   std::string route(const std::string& id) const { return root + "/routes/" + id; }
 };
 
-/// Connects, waiting up to `wait`.
-inline zkr::result<zkr::session> connect_zk(const std::string& connect, std::chrono::milliseconds session_timeout,
-                                            std::chrono::milliseconds wait = std::chrono::seconds(15)) {
-  zkr::session_options o;
-  o.connect_string = connect;
-  o.session_timeout = session_timeout;
-  o.operation_timeout = std::chrono::seconds(10);
-  return zkr::session::connect(o, wait);
-}
+using examples::connect_zk;
 
 /// Random bits as hex, from the kernel (std::random_device reads /dev/urandom
 /// here): a login token must not be guessable from earlier ones.

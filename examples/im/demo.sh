@@ -9,6 +9,8 @@
 # Without ZK_CONNECT it runs itself under BUILD_DIR/examples/zk-sandbox, which
 # starts a ZooKeeper and removes it afterwards. Every wait is bounded.
 set -euo pipefail
+# say, wait_until, get
+. "$(dirname "$0")/../common/demo_lib.sh"
 
 build=${1:-build}
 if [ -z "${ZK_CONNECT:-}" ]; then
@@ -29,24 +31,6 @@ trap cleanup EXIT
 
 root=/im-demo
 session=(--session-timeout-ms 2000)
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-# wait_until SECONDS COMMAND...: polls every 0.1 s.
-wait_until() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.1
-  done
-}
-# GET on 127.0.0.1:PORT with bash's /dev/tcp: prints the body.
-get() {
-  local body
-  exec 3<>"/dev/tcp/127.0.0.1/$1"
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-  body=$(timeout 5 cat <&3 | sed '1,/^\r$/d')
-  exec 3<&-
-  printf '%s\n' "$body"
-}
 has() { grep -qF -- "$2" "$work/$1.log"; }
 count() { grep -c -- "$2" "$work/$1.log" || true; }
 at_least() { [ "$(count "$1" "$2")" -ge "$3" ]; }

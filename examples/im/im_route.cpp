@@ -342,14 +342,7 @@ int main(int argc, char** argv) {
   app.add_option("--port", port, "HTTP port on 127.0.0.1 (0: any free)")->check(CLI::Range(0, 65535));
   app.add_option("--session-timeout-ms", session_ms, "ZooKeeper session timeout")->check(CLI::Range(1000, 600000));
   CLI11_PARSE(app, argc, argv);
-  // Signals are taken by sigwait below; block them before any thread starts
-  // so that none of them is interrupted instead.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = examples::block_stop_signals(); // before any thread starts
   if (auto v = zkr::validate_name(id, "--id"); !v) {
     std::fprintf(stderr, "im-route: %s\n", v.error().message().c_str());
     return 2;
@@ -402,8 +395,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 500 && !http.is_running(); ++i) std::this_thread::sleep_for(10ms);
   std::printf("listening 127.0.0.1:%d\n", bound);
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = examples::wait_stop_signal(stop_signals);
   http.stop();
   serving.join();
   std::printf("stopped on signal %d\n", sig);

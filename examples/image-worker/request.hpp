@@ -113,7 +113,7 @@ inline bool valid_host(std::string_view h) {
 
 /// Splits and checks "http://HOST:PORT/PATH": the scheme exactly "http"
 /// (lowercase), a host name or dotted quad (no user info, no IPv6 literal),
-/// a decimal port 1..65535, a path starting with '/' of at most 1024 bytes,
+/// a decimal port 1..65535 (no leading zeros), a path starting with '/' of at most 1024 bytes,
 /// all printable ASCII (no whitespace, control or non-ASCII bytes). On
 /// refusal, *why says what is wrong (without naming the field).
 inline std::optional<http_url> parse_http_url(std::string_view u, std::string* why = nullptr) {
@@ -139,7 +139,7 @@ inline std::optional<http_url> parse_http_url(std::string_view u, std::string* w
   if (colon == std::string_view::npos) return refuse("has no port (it must be http://HOST:PORT/PATH)");
   std::string_view host = authority.substr(0, colon), port = authority.substr(colon + 1);
   if (!detail::valid_host(host)) return refuse("has an invalid host");
-  if (port.empty() || port.size() > 5) return refuse("has an invalid port (1 to 65535)");
+  if (port.empty() || port.size() > 5 || port.front() == '0') return refuse("has an invalid port (1 to 65535)");
   unsigned long p = 0;
   for (char c : port) {
     if (c < '0' || c > '9') return refuse("has an invalid port (1 to 65535)");

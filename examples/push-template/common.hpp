@@ -7,6 +7,8 @@
 //   <root>/health        the master's report on the ZooKeeper ensemble (JSON), rewritten periodically
 #pragma once
 
+#include "../common/process.hpp"
+
 #include <zkrecipes/zkrecipes.hpp>
 
 #include <chrono>
@@ -27,14 +29,6 @@ struct zk_paths {
   std::string health() const { return root + "/health"; }
 };
 
-/// Connects, waiting up to `wait`; prints why on failure.
-inline zkr::result<zkr::session> connect_zk(const std::string& connect, std::chrono::milliseconds session_timeout,
-                                            std::chrono::milliseconds wait) {
-  zkr::session_options o;
-  o.connect_string = connect;
-  o.session_timeout = session_timeout;
-  o.operation_timeout = std::chrono::seconds(10);
-  return zkr::session::connect(o, wait);
-}
+using examples::connect_zk;
 
 } // namespace push_template

@@ -7,6 +7,8 @@
 # Without ZK_CONNECT it runs itself under BUILD_DIR/examples/zk-sandbox, which
 # starts a ZooKeeper and removes it afterwards. Every wait is bounded.
 set -euo pipefail
+# say, wait_until, get
+. "$(dirname "$0")/../common/demo_lib.sh"
 
 build=${1:-build}
 if [ -z "${ZK_CONNECT:-}" ]; then
@@ -25,26 +27,8 @@ trap cleanup EXIT
 
 db=sqlite:$work/push.db
 root=/push-template-demo
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 admin() { "$bin/push-admin" --db "$db" --zk "$ZK_CONNECT" --zk-root "$root" "$@"; }
 client() { "$bin/push-client" --zk "$ZK_CONNECT" --zk-root "$root" "$@"; }
-# GET on 127.0.0.1:PORT with bash's /dev/tcp: prints the body.
-get() {
-  local body
-  exec 3<>"/dev/tcp/127.0.0.1/$1"
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-  body=$(timeout 5 cat <&3 | sed '1,/^\r$/d')
-  exec 3<&-
-  printf '%s\n' "$body"
-}
-# wait_until SECONDS COMMAND...: polls every 0.1 s.
-wait_until() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.1
-  done
-}
 
 say "push-admin: a category with two parameters and two templates (SQLite at $work/push.db)"
 admin category add promo --description "spring promotion"

@@ -289,12 +289,7 @@ int main(int argc, char** argv) {
 
   // Signals are taken by sigwait in main; block them before any thread starts
   // so every thread inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = examples::block_stop_signals();
   const pt::mysql_library mysql_lib; // before any thread: its init is not thread-safe
 
   server_state st;
@@ -536,9 +531,7 @@ int main(int argc, char** argv) {
 
   if (code == 0) {
     std::printf("listening 127.0.0.1:%d\n", bound);
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    std::printf("stopping on signal %d\n", sig);
+    std::printf("stopping on signal %d\n", examples::wait_stop_signal(stop_signals));
   }
 
   // Leave in the order that keeps clients right: stop being found, stop

@@ -11,6 +11,7 @@
 #include "zkrecipes/detail/zk_api.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <mutex>
 #include <random>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 
 namespace zkrecipes {
@@ -139,6 +141,8 @@ struct op_base {
   virtual ~op_base() = default;
   /// Deliver an error to the user (posted to the dispatcher).
   virtual void fail(error e) = 0;
+  /// A registered watch, not a request awaiting its reply.
+  virtual bool is_watch() const noexcept { return false; }
   handle_ctx* owner = nullptr;
   dispatcher* disp = nullptr;
   const char* name = "";
@@ -168,6 +172,7 @@ struct watch_slot {
 struct watch_op final : op_base {
   std::shared_ptr<watch_slot> slot;
   void fail(error e) override { slot->deliver(result<watch_event>(std::move(e))); }
+  bool is_watch() const noexcept override { return true; }
 };
 
 /// One C handle (one ZooKeeper session) and what it owes. The C client
@@ -200,6 +205,13 @@ struct handle_ctx {
     auto o = std::move(it->second);
     pending.erase(it);
     return o;
+  }
+  /// Requests sent and not yet answered.
+  std::size_t requests_in_flight() {
+    std::lock_guard lk(m);
+    std::size_t n = 0;
+    for (auto& [k, v] : pending) n += v->is_watch() ? 0 : 1;
+    return n;
   }
   std::vector<std::unique_ptr<op_base>> take_all() {
     std::lock_guard lk(m);
@@ -460,11 +472,35 @@ struct session_core : std::enable_shared_from_this<session_core> {
 
   void shutdown() {
     if (closed.exchange(true)) return;
+    // From here no request is sent (submit sees `closed`). Those already
+    // sent: let a connected server answer them first, briefly. The C client
+    // frees neither the completions nor the watch registrations of requests
+    // still unanswered when zookeeper_close runs (ZOOKEEPER-2894), so closing
+    // right after a recipe's last read leaked them. The completions run on
+    // the C client's thread, so waiting here (even on the dispatcher) blocks
+    // nothing they need.
+    drain_requests(std::chrono::milliseconds(500));
     {
       std::unique_lock lk(hmx);
       close_handle_locked(1);
     }
     set_state(session_state::closed, session_id_now());
+  }
+
+  void drain_requests(std::chrono::milliseconds bound) {
+    std::shared_ptr<handle_ctx> h;
+    {
+      std::shared_lock lk(hmx);
+      h = handle;
+    }
+    {
+      std::lock_guard lk(smx);
+      if (st != session_state::connected && st != session_state::reconnected) return; // nobody would answer
+    }
+    if (!h || !h->zh) return;
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    while (h->requests_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 
   std::int64_t session_id_now() const {

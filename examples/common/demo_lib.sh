@@ -1,0 +1,23 @@
+# Shell helpers of the example systems' demo scripts (sourced, not run).
+
+# say TEXT: a heading.
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# wait_until SECONDS COMMAND...: polls every 0.1 s; fails when the time is up.
+wait_until() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.1
+  done
+}
+
+# get PORT PATH: GET on 127.0.0.1:PORT with bash's /dev/tcp; prints the body.
+get() {
+  local body
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+  body=$(timeout 5 cat <&3 | sed '1,/^\r$/d')
+  exec 3<&-
+  printf '%s\n' "$body"
+}
