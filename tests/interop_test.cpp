@@ -574,7 +574,9 @@ TEST_CASE("interop: zkrecipes leader_latch and Curator LeaderLatch elect one lea
 
   // zkrecipes joins second: it follows, and both agree Curator leads.
   auto s = zkt::connect(cs);
-  zkr::leader_latch l(s, path, zkr::latch_options{.id = "cpp"});
+  zkr::latch_options lo;
+  lo.id = "cpp";
+  zkr::leader_latch l(s, path, lo);
   REQUIRE(l.start().has_value());
   auto r = l.await_leadership(300ms);
   REQUIRE_FALSE(r.has_value());
