@@ -10,6 +10,7 @@
 // answer, a received message, a znode, a socket's EOF); "nothing else
 // arrived" is checked with a later marker message, never with a sleep.
 // Processes are signalled by pid only.
+#include "http_client.hpp"
 #include "support.hpp"
 
 #if defined(ZKRECIPES_IM_SERVER) && defined(ZKRECIPES_IM_ROUTE) && defined(ZKRECIPES_IM_CLIENT)
@@ -60,65 +61,10 @@ long long ms_since(clock_type::time_point t) {
 
 // ---------------------------------------------------------------- sockets
 
-/// A loopback TCP connection; every call bounded.
-int connect_loopback(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+using http_reply = zkt::http::reply;
+using zkt::http::connect_loopback;
 
-struct http_reply {
-  int status = 0; ///< 0: no answer (see error)
-  std::string body, error;
-  json j() const { return json::parse(body, nullptr, false); }
-  json data() const {
-    auto v = j();
-    return v.is_object() && v.contains("data") ? v["data"] : json();
-  }
-  std::string code() const {
-    auto v = j();
-    return v.is_object() ? v.value("code", "") : "";
-  }
-};
-
-std::ostream& operator<<(std::ostream& o, const http_reply& r) { return o << r.status << " " << r.body << r.error; }
-
-/// One HTTP/1.1 request (Connection: close) to 127.0.0.1:port, read to EOF.
-http_reply http(int port, const std::string& method, const std::string& path, const std::string& body = {}) {
-  http_reply r;
-  const int fd = connect_loopback(port);
-  if (fd < 0) return r.error = "connect: " + std::string(std::strerror(errno)), r;
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  if (method == "POST") req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  req += "\r\n" + body;
-  for (std::size_t sent = 0; sent < req.size();) {
-    const auto n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break; // the server may answer (413) before reading it all
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string in;
-  char buf[8192];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) in.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  if (in.rfind("HTTP/1.1 ", 0) != 0 || in.size() < 12) return r.error = "no HTTP answer: " + in.substr(0, 100), r;
-  r.status = std::atoi(in.c_str() + 9);
-  if (const auto end = in.find("\r\n\r\n"); end != std::string::npos) r.body = in.substr(end + 4);
-  return r;
-}
-
-http_reply post(int port, const std::string& path, const json& body) { return http(port, "POST", path, body.dump()); }
+http_reply post(int port, const std::string& path, const json& body) { return zkt::http::request(port, "POST", path, body.dump()); }
 
 /// A raw frame connection to an im-server's socket port.
 class wire {
@@ -277,7 +223,7 @@ public:
   std::optional<std::map<std::string, std::string>> online() {
     for (auto& r : routes_) {
       if (r->killed) continue;
-      const auto reply = http(r->port, "GET", "/online");
+      const auto reply = zkt::http::request(r->port, "GET", "/online");
       const json users = reply.data().is_object() ? reply.data().value("users", json()) : json();
       if (reply.status != 200 || !users.is_array()) return std::nullopt;
       std::map<std::string, std::string> out;
@@ -294,7 +240,7 @@ public:
       for (auto& r : routes_) {
         if (r->killed) continue;
         std::map<std::string, std::string> got;
-        const auto reply = http(r->port, "GET", "/online");
+        const auto reply = zkt::http::request(r->port, "GET", "/online");
         for (const auto& u : reply.data().is_object() ? reply.data().value("users", json::array()) : json::array())
           got[u.value("userId", "")] = u.value("server", "");
         if (got != want) return false;
@@ -684,7 +630,7 @@ TEST_CASE("im: bad frames close only that connection with an error frame; the se
 
   // The server is up, the logged-in client kept its connection and still gets messages.
   REQUIRE(cl.server(0).p.running());
-  const auto h = http(cl.server(0).http, "GET", "/health");
+  const auto h = zkt::http::request(cl.server(0).http, "GET", "/health");
   CHECK_MESSAGE(h.status == 200, h);
   CHECK(h.j().value("id", "") == "s1");
   CHECK(watcher.c->logins() == 1);
@@ -783,8 +729,8 @@ TEST_CASE("im: the route's errors name what is wrong") {
     CHECK_MESSAGE((j.is_object() && j.contains("requestId") && j["requestId"].is_number_integer()), r);
     if (!named.empty()) CHECK_MESSAGE(j.value("message", "").find(named) != std::string::npos, r);
   };
-  expect(http(port, "POST", "/register", "{\"name\":"), 400, "bad_request");
-  expect(http(port, "POST", "/register", "[1,2]"), 400, "bad_request");
+  expect(zkt::http::request(port, "POST", "/register", "{\"name\":"), 400, "bad_request");
+  expect(zkt::http::request(port, "POST", "/register", "[1,2]"), 400, "bad_request");
   expect(post(port, "/register", json::object()), 400, "bad_request", "name");
   expect(post(port, "/register", {{"name", 7}}), 400, "bad_request", "name");
   expect(post(port, "/register", {{"name", "no spaces"}}), 400, "bad_request", "name");

@@ -6,6 +6,7 @@
 //
 // Every wait is a bounded poll of something observable (a log line, an HTTP
 // answer, a znode); processes are signalled by pid only.
+#include "http_client.hpp"
 #include "support.hpp"
 
 #include <zkrecipes/detail/process.hpp>
@@ -55,72 +56,7 @@ using zkt::eventually;
 
 // ---------------------------------------------------------------- HTTP
 
-struct http_reply {
-  int status = 0;    ///< 0: no answer (see error)
-  std::string body;
-  std::string error;
-  std::string after; ///< bytes after the first answer (another answer on the same connection)
-  json j() const { return json::parse(body, nullptr, false); }
-};
-
-/// Sends `request` (raw bytes) to 127.0.0.1:port and parses the first answer
-/// (its body by Content-Length when there is one), reading to EOF; every
-/// socket call bounded by `bound`.
-http_reply http_raw(int port, const std::string& request, std::chrono::milliseconds bound = 5s) {
-  http_reply r;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return r.error = "socket", r;
-  struct closer {
-    int fd;
-    ~closer() { ::close(fd); }
-  } c{fd};
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(bound.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((bound.count() % 1000) * 1000);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return r.error = std::strerror(errno), r;
-  std::size_t sent = 0;
-  while (sent < request.size()) {
-    const auto n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break; // the server may answer (413, 411) before reading it all
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string in;
-  char buf[8192];
-  for (;;) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    in.append(buf, static_cast<std::size_t>(n));
-  }
-  if (in.rfind("HTTP/1.1 ", 0) != 0 || in.size() < 12) return r.error = "no HTTP answer: " + in.substr(0, 100), r;
-  r.status = std::atoi(in.c_str() + 9);
-  const auto hdr_end = in.find("\r\n\r\n");
-  if (hdr_end != std::string::npos) {
-    r.body = in.substr(hdr_end + 4);
-    const auto cl = in.find("Content-Length: ");
-    if (cl != std::string::npos && cl < hdr_end) {
-      const auto len = std::min<std::size_t>(r.body.size(), std::strtoul(in.c_str() + cl + 16, nullptr, 10));
-      r.after = r.body.substr(len);
-      r.body.resize(len);
-    }
-  }
-  return r;
-}
-
-/// One HTTP/1.1 request to 127.0.0.1:port with Connection: close.
-http_reply http(int port, const std::string& method, const std::string& path, const std::string& body = {},
-                std::chrono::milliseconds bound = 5s) {
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  if (method == "POST")
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  req += "\r\n" + body;
-  return http_raw(port, req, bound);
-}
+using http_reply = zkt::http::reply;
 
 /// A process's open descriptors (Linux: /proc/PID/fd).
 std::size_t open_fds(pid_t pid) {
@@ -130,7 +66,7 @@ std::size_t open_fds(pid_t pid) {
   return n;
 }
 
-http_reply render(int port, const json& req) { return http(port, "POST", "/render", req.dump()); }
+http_reply render(int port, const json& req) { return zkt::http::request(port, "POST", "/render", req.dump()); }
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -361,7 +297,7 @@ public:
     int count = 0;
     for (auto& s : servers_) {
       if (!s.proc.running()) continue;
-      auto r = http(s.port, "GET", "/role", {}, 2s);
+      auto r = zkt::http::request(s.port, "GET", "/role", {}, 2s);
       if (r.status == 200 && r.j().value("role", "") == "master") {
         found = s.id;
         ++count;
@@ -394,7 +330,7 @@ std::string text_of(const http_reply& r, const std::string& kind) {
 }
 
 std::int64_t health_field(int port, const char* field) {
-  auto r = http(port, "GET", "/health");
+  auto r = zkt::http::request(port, "GET", "/health");
   auto j = r.j();
   return j.is_object() && j.contains(field) && j[field].is_number() ? j[field].get<std::int64_t>() : -1;
 }
@@ -455,7 +391,7 @@ void reload_reaches_every_server(const std::string& backend) {
     const auto notice = sys.admin({"publish"}, true, "sqlite:" + (sys.dir() / "elsewhere.db").string());
     REQUIRE_MESSAGE(notice.first == 0, notice.second);
     for (auto& s : sys.servers()) {
-      auto load_error = [&] { return http(s.port, "GET", "/health").j().value("last_load_error", json()); };
+      auto load_error = [&] { return zkt::http::request(s.port, "GET", "/health").j().value("last_load_error", json()); };
       CHECK_MESSAGE(eventually([&] { return load_error().is_string(); }, 3s), s.id << "\n" << sys.logs());
       CHECK(load_error().get<std::string>().find("cannot open") != std::string::npos);
       CHECK(text_of(render(s.port, req), "notification_bar") == "Now Ann & 10% off!");
@@ -474,7 +410,7 @@ void reload_reaches_every_server(const std::string& backend) {
     const auto junk_notice = sys.admin({"publish"}, true, "sqlite:" + (sys.dir() / "elsewhere.db").string());
     REQUIRE_MESSAGE(junk_notice.first == 0, junk_notice.second);
     auto& s0 = sys.servers()[0];
-    auto load_error0 = [&] { return http(s0.port, "GET", "/health").j().value("last_load_error", json()); };
+    auto load_error0 = [&] { return zkt::http::request(s0.port, "GET", "/health").j().value("last_load_error", json()); };
     REQUIRE_MESSAGE(eventually([&] { auto e = load_error0(); return e.is_string() && e.get<std::string>().find("not a database") != std::string::npos; }, 3s),
                     load_error0().dump() << "\n" << sys.logs());
     const std::int64_t failures0 = health_field(s0.port, "load_failures");
@@ -486,7 +422,7 @@ void reload_reaches_every_server(const std::string& backend) {
     fs::rename(away, sys.db_file());
     for (std::size_t i = 0; i < sys.servers().size(); ++i) {
       auto& s = sys.servers()[i];
-      CHECK_MESSAGE(eventually([&] { return http(s.port, "GET", "/health").j().value("last_load_error", json()).is_null(); },
+      CHECK_MESSAGE(eventually([&] { return zkt::http::request(s.port, "GET", "/health").j().value("last_load_error", json()).is_null(); },
                                3s),
                     s.id << " did not reload once the database was back\n" << sys.logs());
       CHECK(health_field(s.port, "db_loads") == loads_before[i] + 1);
@@ -540,11 +476,11 @@ void bad_input_gets_4xx(const std::string& backend) {
   };
   for (const auto& c : cases) {
     CAPTURE(c.body.substr(0, 80));
-    auto r = http(port, "POST", "/render", c.body);
+    auto r = zkt::http::request(port, "POST", "/render", c.body);
     CHECK(r.status == c.status);
     CHECK_MESSAGE(r.j().value("error", "").find(c.says) != std::string::npos, r.body);
   }
-  CHECK(http(port, "GET", "/nowhere").status == 404);
+  CHECK(zkt::http::request(port, "GET", "/nowhere").status == 404);
   // cpp-httplib 0.11 checks its 64 KiB limit only against a Content-Length:
   // a chunked body (here 256 KiB) or one without a length is refused before
   // it is read, with 411.
@@ -554,13 +490,13 @@ void bad_input_gets_4xx(const std::string& backend) {
     const std::string chunk(16 * 1024, 'x');
     for (int i = 0; i < 16; ++i) req += "4000\r\n" + chunk + "\r\n";
     req += "0\r\n\r\n";
-    auto r = http_raw(port, req);
+    auto r = zkt::http::raw(port, req);
     CHECK_MESSAGE(r.status == 411, r.status << " " << r.body << r.error);
     CHECK_MESSAGE(r.j().value("error", "").find("Transfer-Encoding is not accepted") != std::string::npos, r.body);
     // The connection ends with the refusal: the unread body is not taken for
     // further requests.
     CHECK_MESSAGE(r.after.empty(), r.after.substr(0, 200));
-    auto no_length = http_raw(port, "POST /render HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" +
+    auto no_length = zkt::http::raw(port, "POST /render HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" +
                                         std::string(100 * 1024, 'x'));
     CHECK_MESSAGE(no_length.status == 411, no_length.status << " " << no_length.body << no_length.error);
     CHECK_MESSAGE(no_length.j().value("error", "").find("Content-Length required") != std::string::npos, no_length.body);
@@ -579,7 +515,7 @@ void bad_input_gets_4xx(const std::string& backend) {
   auto empty = render(port, json{{"category", "promo"}, {"targets", {"message_centre"}},
                                  {"params", {{"user", "<x>"}, {"offer", ""}}}});
   CHECK(text_of(empty, "message_centre") == "<p>&lt;x&gt;</p>");
-  CHECK(http(port, "GET", "/health").status == 200);
+  CHECK(zkt::http::request(port, "GET", "/health").status == 200);
 }
 
 void master_failover_and_client(const std::string& backend) {
@@ -746,7 +682,7 @@ TEST_CASE("push-template: a member answering bytes that are not UTF-8 does not b
       seen = m.value("ruok", json()).is_string() && m["ruok"].get<std::string>() == "imok\xEF\xBF\xBD\xEF\xBF\xBD" &&
              !m.value("ok", true);
   CHECK_MESSAGE(seen, h.dump());
-  CHECK(http(sys.servers()[0].port, "GET", "/health").status == 200);
+  CHECK(zkt::http::request(sys.servers()[0].port, "GET", "/health").status == 200);
 }
 
 TEST_CASE("push-template: push-client names what is wrong with a malformed reply, and a template error ends at "
