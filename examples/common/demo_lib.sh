@@ -21,3 +21,15 @@ get() {
   exec 3<&-
   printf '%s\n' "$body"
 }
+
+# post PORT PATH JSON: POST JSON on 127.0.0.1:PORT with bash's /dev/tcp;
+# prints the body.
+post() {
+  local body
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf 'POST %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+    "$2" "${#3}" "$3" >&3
+  body=$(timeout 5 cat <&3 | sed '1,/^\r$/d')
+  exec 3<&-
+  printf '%s\n' "$body"
+}

@@ -10,6 +10,7 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <thread>
 
 namespace examples {
 
@@ -60,6 +61,26 @@ inline void guard_http(httplib::Server& http, std::size_t max_body_bytes, error_
     }
     write_error(res, 500, "internal", "internal error: " + what);
   });
+}
+
+/// Binds `http` to 127.0.0.1:port (0: any free port). Returns the port, or
+/// -1 when it cannot bind.
+inline int bind_http(httplib::Server& http, int port) {
+  return port == 0 ? http.bind_to_any_port("127.0.0.1") : (http.bind_to_port("127.0.0.1", port) ? port : -1);
+}
+
+/// Serves a bound `http` on `serving` and waits (bounded) until it listens:
+/// stop() does nothing before that.
+inline void serve_http(httplib::Server& http, std::thread& serving) {
+  serving = std::thread([&http] { http.listen_after_bind(); });
+  for (int i = 0; i < 500 && !http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+/// Both: returns the port, or -1 (and serves nothing) when it cannot bind.
+inline int start_http(httplib::Server& http, int port, std::thread& serving) {
+  const int bound = bind_http(http, port);
+  if (bound > 0) serve_http(http, serving);
+  return bound;
 }
 
 } // namespace examples
