@@ -116,7 +116,7 @@ public:
   api(zkr::session& zk, zk_paths paths, fs::path images, std::string secret, std::string callback, stage_log& log,
       const zkr::queue_options& qo)
       : zk_(zk), paths_(std::move(paths)), images_(std::move(images)), secret_(std::move(secret)),
-        callback_(std::move(callback)), log_(log), tasks_(zk, paths_.tasks(), qo) {}
+        callback_(std::move(callback)), log_(log), tasks_(zk, paths_.tasks(), qo), dead_(zk, paths_.dead(), qo) {}
 
   event_hub hub;
 
@@ -133,7 +133,7 @@ public:
     if (!known.value())
       return reply(res, 400, "unknown_network", "\"network\": no store has ever registered the network " + r.network,
                    json{{"field", "network"}});
-    if (auto old = existing(r.data_id, res); old) return;
+    if (auto old = existing(r, res); old) return;
 
     const auto job = zkr::make_trace_id(), trace = zkr::make_trace_id();
     zkr::trace_scope scope(trace); // the record, the task and the queue event carry it
@@ -148,8 +148,11 @@ public:
     zkr::multi_op tx;
     tx.create(paths_.job(r.data_id), rec.dump()).create(paths_.id(job), r.data_id);
     if (auto m = zk_.multi(tx); !m) {
-      if (auto old = existing(r.data_id, res); old) return;
-      return reply(res, 503, "unavailable", "job not created: " + m.error().message());
+      // A lost reply may hide our own success: then the task is still ours to queue.
+      auto back = read_job(zk_, paths_, r.data_id);
+      const bool ours = back && back.value().job.value("jobId", "") == job;
+      if (!ours && existing(r, res)) return;
+      if (!ours) return reply(res, 503, "unavailable", "job not created: " + m.error().message());
     }
     ++created_;
     log_.write("api", trace, job, "accepted " + r.data_id + " for " + r.network);
@@ -230,8 +233,10 @@ public:
     if (auto why = write_file(file, req.body); !why.empty()) return reply(res, 500, "write_failed", why);
     const auto rel = file.lexically_relative(images_).generic_string();
     const auto place = place_dir(fix);
+    bool mine = false; // this delivery stored it (not a racing second one)
     auto u = update_job(zk_, paths_, data_id, [&](json& j) {
-      if (j.value("state", "") == stored) return false;
+      mine = j.value("state", "") != stored;
+      if (!mine) return false;
       j["state"] = stored;
       j["reason"] = "";
       j["file"] = rel;
@@ -239,11 +244,58 @@ public:
       return true;
     });
     if (!u) return reply(res, 503, "unavailable", "stored, but the job not updated: " + u.error().message());
+    if (!mine) return reply(res, 200, "stored", "already stored", json{{"file", rel}, {"place", place}});
     ++stored_;
     log_.write("callback", trace, job, "stored " + rel + (fix ? "" : " (no GPS: " + gps_why + ")"));
     hub.publish(json{{"jobId", job}, {"dataId", data_id}, {"network", rec.value("network", "")}, {"place", place},
                      {"file", rel}, {"url", "/images/" + rel}});
     reply(res, 200, "stored", "stored", json{{"file", rel}, {"place", place}});
+  }
+
+  // POST /dead/replay: every dead letter's task back in the queue, its job
+  // queued again with its deliveries reset (after the cause is mended).
+  void replay(httplib::Response& res) {
+    json replayed = json::array(), kept = json::array();
+    std::vector<zkr::locking_queue<std::string>::item> unreadable; // held to the end, so not taken twice
+    for (std::size_t n = 0; n < 10000; ++n) {
+      auto letter = dead_.try_take();
+      if (!letter) return reply(res, 503, "unavailable", letter.error().message(), json{{"replayed", replayed}});
+      if (!letter.value()) break;
+      auto& item = *letter.value();
+      const auto d = json::parse(*item, nullptr, false);
+      const auto task = d.is_object() && d.contains("task") ? d["task"] : json();
+      const auto get = [&](const char* k) {
+        return task.is_object() && task.contains(k) && task[k].is_string() ? task[k].get<std::string>() : "";
+      };
+      const auto job = get("jobId"), data_id = get("dataId");
+      if (!valid_job_id(job) || !valid_data_id(data_id)) { // nothing to replay: kept for a person to read
+        kept.push_back(item.path());
+        unreadable.push_back(std::move(item));
+        continue;
+      }
+      auto u = update_job(zk_, paths_, data_id, [&](json& j) {
+        if (j.value("state", "") == stored) return false;
+        j["state"] = queued;
+        j["reason"] = "";
+        j["attempts"] = 0;
+        return true;
+      });
+      if (!u) {
+        (void)item.release();
+        return reply(res, 503, "unavailable", u.error().message(), json{{"replayed", replayed}});
+      }
+      if (u.value().value("state", "") != stored) {
+        zkr::trace_scope scope(u.value().value("traceId", ""));
+        if (auto p = tasks_.put(task.dump()); !p) {
+          (void)item.release();
+          return reply(res, 503, "unavailable", p.error().message(), json{{"replayed", replayed}});
+        }
+        log_.write("api", u.value().value("traceId", ""), job, "replayed from the dead letters");
+        replayed.push_back(job);
+      }
+      (void)item.ack();
+    }
+    reply(res, 200, "ok", std::to_string(replayed.size()) + " replayed", json{{"replayed", replayed}, {"kept", kept}});
   }
 
   // GET /images/<place>/<name>
@@ -271,12 +323,22 @@ public:
 
 private:
   /// Answers with the job a data id already has; false when it has none.
-  bool existing(const std::string& data_id, httplib::Response& res) {
-    auto jn = read_job(zk_, paths_, data_id);
+  /// A data id names one image: the same id for another address is refused.
+  bool existing(const fetch_request& r, httplib::Response& res) {
+    auto jn = read_job(zk_, paths_, r.data_id);
     if (!jn) return false;
     const auto& j = jn.value().job;
-    reply(res, 200, "existing", "data id " + data_id + " already has job " + j.value("jobId", ""),
-          json{{"jobId", j.value("jobId", "")}, {"dataId", data_id}, {"state", j.value("state", "")},
+    const auto job = j.value("jobId", "");
+    for (auto [field, mine] : {std::pair<const char*, const std::string*>{"url", &r.url}, {"network", &r.network}})
+      if (j.value(field, "") != *mine) {
+        reply(res, 409, "conflict",
+              "data id " + r.data_id + " already has job " + job + " with another \"" + field + "\": " +
+                  j.value(field, ""),
+              json{{"field", field}, {"jobId", job}});
+        return true;
+      }
+    reply(res, 200, "existing", "data id " + r.data_id + " already has job " + job,
+          json{{"jobId", job}, {"dataId", r.data_id}, {"state", j.value("state", "")},
                {"traceId", j.value("traceId", "")}});
     return true;
   }
@@ -310,7 +372,7 @@ private:
   fs::path images_;
   std::string secret_, callback_;
   stage_log& log_;
-  zkr::locking_queue<std::string> tasks_;
+  zkr::locking_queue<std::string> tasks_, dead_;
   std::atomic<long> created_{0}, callbacks_{0}, stored_{0};
 };
 
@@ -424,6 +486,7 @@ int main(int argc, char** argv) {
             [&](const httplib::Request& q, httplib::Response& r) { a.callback(q.matches[1], q, r); });
   http.Get(R"(/images/([^/]+)/([^/]+))",
            [&](const httplib::Request& q, httplib::Response& r) { a.image(q.matches[1], q.matches[2], r); });
+  http.Post("/dead/replay", [&](const httplib::Request&, httplib::Response& r) { a.replay(r); });
   http.Get("/events", [&](const httplib::Request& q, httplib::Response& r) { serve_events(a.hub, q, r); });
   http.Get("/recent", [&](const httplib::Request&, httplib::Response& r) {
     r.set_content(a.hub.recent().dump(), "application/json");

@@ -35,6 +35,7 @@ namespace {
 struct outcome {
   enum kind { ok, retry, permanent } how = retry;
   std::string reason;
+  bool callback_down = false; ///< the api did not answer: not the task's fault
 };
 
 struct options {
@@ -138,8 +139,19 @@ private:
       std::fflush(stdout);
       return;
     }
-    if (stopping_ && last.how == outcome::retry) {
-      (void)item.release(); // stopping: another worker takes it from here
+    if (last.how == outcome::retry && (stopping_ || last.callback_down)) {
+      // Stopping, or the api is away: the task is not at fault, so it goes
+      // back without using up one of its deliveries, to be tried again.
+      (void)update_job(zk_, paths_, data_id, [&](json& j) {
+        if (finished(j)) return false;
+        j["state"] = queued;
+        j["attempts"] = std::max(0, j.value("attempts", 0) - 1);
+        return true;
+      });
+      (void)item.release();
+      std::printf("gave back %s: %s\n", job.c_str(), stopping_ ? "stopping" : last.reason.c_str());
+      std::fflush(stdout);
+      if (!stopping_) pause(2s);
       return;
     }
     if (last.how == outcome::retry)
@@ -206,7 +218,9 @@ private:
     if (trace) h.emplace("X-Trace-Id", *trace);
     const auto target = cb.path + (cb.path.back() == '/' ? "" : "/") + job;
     auto r = c.Post(target, h, bytes, "application/octet-stream");
-    if (!r) return {outcome::retry, "callback " + cb.host + ":" + std::to_string(cb.port) + ": " + httplib::to_string(r.error())};
+    if (!r)
+      return {outcome::retry, "callback " + cb.host + ":" + std::to_string(cb.port) + ": " + httplib::to_string(r.error()),
+              true};
     if (r->status == 200) return {outcome::ok, {}};
     const auto answer = json::parse(r->body, nullptr, false);
     const auto msg = answer.is_object() && answer.contains("message") && answer["message"].is_string()
