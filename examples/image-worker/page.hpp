@@ -31,6 +31,8 @@ const status = document.getElementById("status");
 const shown = new Set();
 let count = 0;
 
+function live() { status.textContent = count + (count === 1 ? " image" : " images") + "; live"; }
+
 function show(e, fresh) {
   if (!e || typeof e.jobId !== "string" || shown.has(e.jobId)) return;
   shown.add(e.jobId);
@@ -45,14 +47,14 @@ function show(e, fresh) {
   fig.append(img, cap);
   images.prepend(fig);
   count++;
-  status.textContent = count + " images; live";
+  live();
 }
 
 fetch("/recent").then(r => r.json()).then(list => {
   for (const e of list) show(e, false);
 }).catch(() => {}).finally(() => {
   const es = new EventSource("/events");
-  es.onopen = () => { document.body.dataset.live = "yes"; status.textContent = count + " images; live"; };
+  es.onopen = () => { document.body.dataset.live = "yes"; live(); };
   es.onerror = () => { document.body.dataset.live = "no"; status.textContent = "reconnecting…"; };
   es.addEventListener("stored", m => {
     try { show(JSON.parse(m.data), true); } catch (err) { /* a malformed event is skipped */ }
