@@ -1,5 +1,6 @@
 // The example systems' HTTP servers (cpp-httplib 0.11) refuse what they must
-// not read: a body over the limit, a chunked body, a body without a length.
+// not read: a body over the limit, a chunked or compressed body, a body
+// without a length.
 // Errors reach the caller through one function so each system keeps its own
 // error body.
 #pragma once
@@ -33,6 +34,13 @@ inline void guard_http(httplib::Server& http, std::size_t max_body_bytes, error_
     const bool has_body_method = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
                                  req.method == "DELETE" || req.method == "PRI";
     std::string why;
+    // cpp-httplib (built with zlib and brotli) inflates a compressed body with
+    // no limit: the length limit would bound only the compressed bytes.
+    if (const auto enc = req.get_header_value("Content-Encoding"); !enc.empty() && enc != "identity") {
+      write_error(res, 415, "unsupported_encoding",
+                  "Content-Encoding " + enc.substr(0, 40) + " is not accepted: send the body uncompressed");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.has_header("Transfer-Encoding"))
       why = "Transfer-Encoding is not accepted: send the body with a Content-Length (at most " +
             std::to_string(max_body_bytes) + " bytes)";

@@ -73,8 +73,12 @@ inline zkr::result<job_node> read_job(zkr::session& zk, const zk_paths& p, const
   auto n = zk.get(p.job(data_id));
   if (!n) return n.error();
   auto j = json::parse(n.value().data, nullptr, false);
-  if (!j.is_object() || !j.contains("jobId"))
-    return zkr::make_error(zkr::errc::decode_failed, "job record", p.job(data_id));
+  // The fields read with json::value() must have their types (it throws otherwise).
+  bool ok = j.is_object() && j.contains("jobId");
+  for (const char* k : {"jobId", "dataId", "network", "url", "path", "state", "reason", "file", "place", "traceId"})
+    ok = ok && (!j.contains(k) || j[k].is_string());
+  for (const char* k : {"attempts", "createdMs"}) ok = ok && (!j.contains(k) || j[k].is_number_integer());
+  if (!ok) return zkr::make_error(zkr::errc::decode_failed, "job record", p.job(data_id) + ": not a job record");
   return job_node{std::move(j), n.value().stat.version};
 }
 

@@ -63,6 +63,8 @@ for w in w1 w2; do
   expect "$w" "ready $w" 20
 done
 
+start_inspector "$build" "$root"
+
 say "12 fetch jobs (the url's path is fetched from a store of its network, never from its host)"
 jobs=()
 submit() { # submit NETWORK FILE DATAID

@@ -24,7 +24,11 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -110,6 +114,8 @@ private:
 };
 
 inline constexpr int max_event_clients = 32;
+inline constexpr std::size_t max_replay = 1000; ///< dead letters one POST /dead/replay takes
+inline const std::string not_queued = "not queued: "; ///< the reason of a job whose task the queue refused
 
 class api {
 public:
@@ -156,16 +162,7 @@ public:
     }
     ++created_;
     log_.write("api", trace, job, "accepted " + r.data_id + " for " + r.network);
-    if (auto p = tasks_.put(make_task(job, r.data_id, r.network, r.where.path, callback_).dump()); !p) {
-      const auto why = "not queued: " + p.error().message();
-      (void)update_job(zk_, paths_, r.data_id, [&](json& j) {
-        j["state"] = failed;
-        j["reason"] = why;
-        return true;
-      });
-      return reply(res, 503, "unavailable", why, json{{"jobId", job}});
-    }
-    log_.write("api", trace, job, "queued");
+    if (!queue_task(r, job, trace, res)) return;
     reply(res, 202, "queued", "job " + job + " queued",
           json{{"jobId", job}, {"dataId", r.data_id}, {"state", queued}, {"traceId", trace}});
   }
@@ -173,6 +170,7 @@ public:
   // GET /jobs/<jobId>, GET /jobs?dataId=<id>
   void status(const std::string& job, const std::string& data_id_in, httplib::Response& res) {
     std::string data_id = data_id_in;
+    if (job.empty() && data_id.empty()) return reply(res, 400, "bad_request", "\"dataId\" is empty");
     if (data_id.empty()) {
       if (!valid_job_id(job)) return reply(res, 400, "bad_request", "a job id is 16 hex digits (0-9 a-f)");
       auto n = zk_.get(paths_.id(job));
@@ -201,6 +199,7 @@ public:
     if (!idx) return reply(res, 503, "unavailable", idx.error().message());
     const auto data_id = idx.value().data;
     auto jn = read_job(zk_, paths_, data_id);
+    if (!jn && jn.error() == zkr::zk_errc::no_node) return reply(res, 404, "unknown_job", "no job record for " + data_id);
     if (!jn) return reply(res, 503, "unavailable", jn.error().message());
     const json rec = jn.value().job;
     const auto trace = rec.value("traceId", req.get_header_value("X-Trace-Id"));
@@ -252,56 +251,103 @@ public:
     reply(res, 200, "stored", "stored", json{{"file", rel}, {"place", place}});
   }
 
-  // POST /dead/replay: every dead letter's task back in the queue, its job
-  // queued again with its deliveries reset (after the cause is mended).
+  // POST /dead/replay: the tasks of the dead letters there now go back in
+  // the queue, each job that is `failed` becoming `queued` with its
+  // deliveries reset (after the cause is mended). A letter whose job is not
+  // failed (stored since: dropped; still in work: kept) or cannot be read is
+  // not replayed.
   void replay(httplib::Response& res) {
-    json replayed = json::array(), kept = json::array();
-    std::vector<zkr::locking_queue<std::string>::item> unreadable; // held to the end, so not taken twice
-    for (std::size_t n = 0; n < 10000; ++n) {
-      auto letter = dead_.try_take();
-      if (!letter) return reply(res, 503, "unavailable", letter.error().message(), json{{"replayed", replayed}});
-      if (!letter.value()) break;
-      auto& item = *letter.value();
+    using item_t = zkr::locking_queue<std::string>::item;
+    // Every letter present now is claimed first, so one call never takes a
+    // letter a replayed task made again (nor one twice).
+    std::vector<item_t> letters;
+    for (std::size_t n = 0; n < max_replay; ++n) {
+      auto l = dead_.try_take();
+      if (!l) return reply(res, 503, "unavailable", "dead letters not read: " + l.error().message());
+      if (!l.value()) break;
+      letters.push_back(std::move(*l.value()));
+    }
+    json replayed = json::array(), kept = json::array(), dropped = json::array();
+    std::set<std::string> seen;
+    std::string trouble;
+    for (auto& item : letters) {
       const auto d = json::parse(*item, nullptr, false);
-      const auto task = d.is_object() && d.contains("task") ? d["task"] : json();
+      json task = d.is_object() && d.contains("task") && d["task"].is_object() ? d["task"] : json();
       const auto get = [&](const char* k) {
         return task.is_object() && task.contains(k) && task[k].is_string() ? task[k].get<std::string>() : "";
       };
       const auto job = get("jobId"), data_id = get("dataId");
-      if (!valid_job_id(job) || !valid_data_id(data_id)) { // nothing to replay: kept for a person to read
-        kept.push_back(item.path());
-        unreadable.push_back(std::move(item));
+      auto keep = [&](const std::string& why) {
+        kept.push_back({{"letter", item.path()}, {"jobId", job}, {"why", why}}); // released when `letters` goes
+      };
+      if (!valid_job_id(job) || !valid_data_id(data_id)) {
+        keep("no readable task");
         continue;
       }
+      if (!seen.insert(job).second) { // a second letter of a job replayed in this call
+        dropped.push_back(job);
+        (void)item.ack();
+        continue;
+      }
+      if (!trouble.empty()) {
+        keep(trouble);
+        continue;
+      }
+      // Only failed -> queued: a job a worker is still burying, or that went
+      // on otherwise, is not queued a second time.
       auto u = update_job(zk_, paths_, data_id, [&](json& j) {
-        if (j.value("state", "") == stored) return false;
+        if (j.value("state", "") != failed) return false;
         j["state"] = queued;
         j["reason"] = "";
         j["attempts"] = 0;
         return true;
       });
       if (!u) {
-        (void)item.release();
-        return reply(res, 503, "unavailable", u.error().message(), json{{"replayed", replayed}});
-      }
-      if (u.value().value("state", "") != stored) {
-        zkr::trace_scope scope(u.value().value("traceId", ""));
-        if (auto p = tasks_.put(task.dump()); !p) {
-          (void)item.release();
-          return reply(res, 503, "unavailable", p.error().message(), json{{"replayed", replayed}});
+        if (u.error() == zkr::zk_errc::no_node || u.error() == zkr::errc::decode_failed) {
+          keep("job record: " + u.error().message());
+        } else {
+          trouble = "ZooKeeper: " + u.error().message();
+          keep(trouble);
         }
-        log_.write("api", u.value().value("traceId", ""), job, "replayed from the dead letters");
-        replayed.push_back(job);
+        continue;
       }
+      const auto state = u.value().value("state", "");
+      if (state == stored) { // stored by a later delivery: nothing to do
+        dropped.push_back(job);
+        (void)item.ack();
+        continue;
+      }
+      if (state != queued) {
+        keep("the job is " + state);
+        continue;
+      }
+      task["callback"] = callback_; // this api's address now, not the one the task was made with
+      const auto trace = u.value().value("traceId", "");
+      zkr::trace_scope scope(trace);
+      if (auto p = tasks_.put(task.dump()); !p) {
+        trouble = "not queued: " + p.error().message();
+        (void)update_job(zk_, paths_, data_id, [&](json& j) {
+          if (j.value("state", "") != queued) return false;
+          j["state"] = failed;
+          j["reason"] = trouble;
+          return true;
+        });
+        keep(trouble);
+        continue;
+      }
+      log_.write("api", trace, job, "replayed from the dead letters");
+      replayed.push_back(job);
       (void)item.ack();
     }
-    reply(res, 200, "ok", std::to_string(replayed.size()) + " replayed", json{{"replayed", replayed}, {"kept", kept}});
+    reply(res, trouble.empty() ? 200 : 503, trouble.empty() ? "ok" : "unavailable",
+          std::to_string(replayed.size()) + " replayed" + (trouble.empty() ? "" : "; stopped: " + trouble),
+          json{{"replayed", replayed}, {"kept", kept}, {"dropped", dropped}});
   }
 
   // GET /images/<place>/<name>
   void image(const std::string& place, const std::string& name, httplib::Response& res) {
     auto ok_part = [](const std::string& s) {
-      if (s.empty() || s.size() > 200 || s == "." || s == "..") return false;
+      if (s.empty() || s.size() > 200 || s[0] == '.') return false; // also a half-written .tmp- file
       for (char c : s)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') return false;
       return true;
@@ -337,9 +383,52 @@ private:
               json{{"field", field}, {"jobId", job}});
         return true;
       }
+    if (j.value("state", "") == failed && j.value("reason", "").rfind(not_queued, 0) == 0)
+      return requeue(r, j, res);
     reply(res, 200, "existing", "data id " + r.data_id + " already has job " + job,
           json{{"jobId", job}, {"dataId", r.data_id}, {"state", j.value("state", "")},
                {"traceId", j.value("traceId", "")}});
+    return true;
+  }
+
+  /// A job whose task could not be queued (ZooKeeper failed the put) is
+  /// queued when its request comes again, so a retrying client loses nothing.
+  bool requeue(const fetch_request& r, const json& rec, httplib::Response& res) {
+    const auto job = rec.value("jobId", ""), trace = rec.value("traceId", "");
+    auto u = update_job(zk_, paths_, r.data_id, [&](json& j) {
+      if (j.value("state", "") != failed || j.value("reason", "").rfind(not_queued, 0) != 0) return false;
+      j["state"] = queued;
+      j["reason"] = "";
+      return true;
+    });
+    if (!u) return reply(res, 503, "unavailable", "job " + job + " not queued again: " + u.error().message()), true;
+    if (u.value().value("state", "") != queued) // someone else did it, or it went on
+      return reply(res, 200, "existing", "data id " + r.data_id + " already has job " + job,
+                   json{{"jobId", job}, {"dataId", r.data_id}, {"state", u.value().value("state", "")},
+                        {"traceId", trace}}),
+             true;
+    zkr::trace_scope scope(trace);
+    if (!queue_task(r, job, trace, res)) return true;
+    reply(res, 202, "queued", "job " + job + " queued again",
+          json{{"jobId", job}, {"dataId", r.data_id}, {"state", queued}, {"traceId", trace}});
+    return true;
+  }
+
+  /// Puts the job's task; on failure the job is failed "not queued: …" (a
+  /// repeat of the request queues it) and the reply is written.
+  bool queue_task(const fetch_request& r, const std::string& job, const std::string& trace, httplib::Response& res) {
+    if (auto p = tasks_.put(make_task(job, r.data_id, r.network, r.where.path, callback_).dump()); !p) {
+      const auto why = not_queued + p.error().message();
+      (void)update_job(zk_, paths_, r.data_id, [&](json& j) {
+        if (j.value("state", "") != queued) return false;
+        j["state"] = failed;
+        j["reason"] = why;
+        return true;
+      });
+      reply(res, 503, "unavailable", why + " (send the request again)", json{{"jobId", job}});
+      return false;
+    }
+    log_.write("api", trace, job, "queued");
     return true;
   }
 
@@ -351,18 +440,32 @@ private:
     if (ec) return "cannot create " + file.parent_path().string() + ": " + ec.message();
     const auto tmp = file.parent_path() / (".tmp-" + file.filename().string() + "-" +
                                            std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())));
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      if (!out.flush()) {
-        fs::remove(tmp, ec);
-        return "cannot write " + tmp.string();
-      }
+    // On disk before the 200 (the worker acks after it): the file, then the
+    // directory entry the rename made.
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return "cannot create " + tmp.string() + ": " + std::strerror(errno);
+    bool ok = true;
+    for (std::size_t done = 0; ok && done < bytes.size();) {
+      const auto n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      ok = n > 0;
+      if (ok) done += static_cast<std::size_t>(n);
+    }
+    ok = ok && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) {
+      fs::remove(tmp, ec);
+      return "cannot write " + tmp.string();
     }
     fs::rename(tmp, file, ec);
     if (ec) {
       fs::remove(tmp, ec);
       return "cannot rename to " + file.string();
+    }
+    if (const int dfd = ::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+      ok = ::fsync(dfd) == 0;
+      ::close(dfd);
+      if (!ok) return "cannot sync " + file.parent_path().string();
     }
     return {};
   }

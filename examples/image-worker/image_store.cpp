@@ -86,7 +86,9 @@ int main(int argc, char** argv) {
     const auto real = fs::weakly_canonical(file, ec);
     if (ec || !inside(base, real) || !fs::is_regular_file(real, ec))
       return reply(res, 404, "not_found", "no image " + rel + " in this store");
-    if (fs::file_size(real, ec) > max_image_bytes)
+    if (const auto size = fs::file_size(real, ec); ec)
+      return reply(res, 500, "read_failed", "cannot read " + rel + ": " + ec.message());
+    else if (size > max_image_bytes)
       return reply(res, 413, "too_large", rel + " is over " + std::to_string(max_image_bytes) + " bytes");
     std::ifstream in(real, std::ios::binary);
     std::ostringstream bytes;

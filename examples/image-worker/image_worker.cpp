@@ -62,7 +62,12 @@ public:
         pause(500ms); // ZooKeeper away: do not spin
         continue;
       }
-      handle(item.value());
+      try {
+        handle(item.value());
+      } catch (const std::exception& e) { // a task or record this code did not foresee: buried, never a crash
+        std::printf("unexpected: %s\n", e.what());
+        if (item.value().held()) bury(item.value(), json(), "", "", std::string("unexpected: ") + e.what());
+      }
     }
   }
   void stop() {
@@ -89,6 +94,8 @@ private:
     if (!valid_job_id(job) || !valid_data_id(data_id) || !valid_network_tag(network) || path.empty() ||
         path[0] != '/' || !cb)
       return bury(item, task, job, data_id, "malformed task: " + item->substr(0, 200));
+    if (cb->host != "127.0.0.1") // this example talks to loopback only
+      return bury(item, task, job, data_id, "callback host " + cb->host + " is not 127.0.0.1");
     std::printf("took %s trace %s\n", job.c_str(), trace.value_or("-").c_str());
     std::fflush(stdout);
     log_.write("worker", trace, job, "taken by " + o_.id);
@@ -103,8 +110,8 @@ private:
       return true;
     });
     if (!rec) {
-      if (rec.error() == zkr::zk_errc::no_node)
-        return bury(item, task, job, data_id, "no job record for data id " + data_id);
+      if (rec.error() == zkr::zk_errc::no_node || rec.error() == zkr::errc::decode_failed)
+        return bury(item, task, job, data_id, rec.error().message());
       std::printf("job %s: %s; given back\n", job.c_str(), rec.error().message().c_str());
       std::fflush(stdout);
       (void)item.release();
@@ -151,7 +158,7 @@ private:
       (void)item.release();
       std::printf("gave back %s: %s\n", job.c_str(), stopping_ ? "stopping" : last.reason.c_str());
       std::fflush(stdout);
-      if (!stopping_) pause(2s);
+      if (!stopping_) pause(backoff(4)); // 1.6 s ±50 %: workers do not come back in step
       return;
     }
     if (last.how == outcome::retry)
@@ -166,7 +173,8 @@ private:
     auto* v = view(network);
     if (!v) return {outcome::retry, "cannot watch the stores of " + network};
     auto stores = v->instances();
-    if (stores.empty()) return {outcome::retry, "no store of network " + network + " is up"};
+    std::erase_if(stores, [](const zkr::service_instance& s) { return s.address != "127.0.0.1"; }); // loopback only
+    if (stores.empty()) return {outcome::retry, "no store of network " + network + " is up (on 127.0.0.1)"};
     const auto first = next_++;
     std::string bytes, problems;
     bool got = false;
@@ -235,7 +243,7 @@ private:
   /// repeat should this worker die in between.
   void bury(item_t& item, const json& task, const std::string& job, const std::string& data_id,
             const std::string& reason) {
-    json letter{{"task", task.is_discarded() ? json(*item) : task}, {"reason", reason}, {"worker", o_.id},
+    json letter{{"task", task.is_object() ? task : json(*item)}, {"reason", reason}, {"worker", o_.id},
                 {"at", zkr::detail::utc_timestamp()}};
     if (auto p = dead_.put(letter.dump(-1, ' ', false, json::error_handler_t::replace)); !p) {
       std::printf("dead letter for %s not written (%s); given back\n", job.c_str(), p.error().message().c_str());
@@ -250,8 +258,14 @@ private:
         j["reason"] = reason;
         return true;
       });
-      if (!u && u.error() != zkr::zk_errc::no_node)
-        std::printf("job %s: failure not recorded: %s\n", job.c_str(), u.error().message().c_str());
+      if (!u && u.error() != zkr::zk_errc::no_node && u.error() != zkr::errc::decode_failed) {
+        // Not acked: a job must not stay "fetching" with no task. The task
+        // comes again (its letter is then written twice; a replay takes one).
+        std::printf("job %s: failure not recorded (%s); given back\n", job.c_str(), u.error().message().c_str());
+        std::fflush(stdout);
+        (void)item.release();
+        return pause(500ms);
+      }
     }
     (void)item.ack();
     log_.write("worker", item.trace_id(), job, "dead: " + reason);
