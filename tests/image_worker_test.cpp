@@ -1144,6 +1144,16 @@ TEST_CASE("image-worker: a data id sent again with another url is a conflict; a 
   // Nothing left to replay.
   const auto again = zkt::http::request(api.port, "POST", "/dead/replay", "{}");
   CHECK_MESSAGE((again.status == 200 && again.j().value("replayed", json::array()).empty()), again);
+
+  // A compressed body is refused before it is read: cpp-httplib would
+  // inflate it with no limit (a few KiB of gzip can hold gigabytes).
+  const std::string gz("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00", 20);
+  for (const char* target : {"/jobs", "/callback/0000000000000000"}) {
+    const auto z = zkt::http::raw(api.port, std::string("POST ") + target +
+                                                " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                                "Content-Encoding: gzip\r\nContent-Length: 20\r\n\r\n" + gz);
+    CHECK_MESSAGE((z.status == 415 && z.code() == "unsupported_encoding" && contains(z.body, "gzip")), target << ": " << z);
+  }
 }
 
 TEST_CASE("image-worker: the page, open in headless Chromium, shows a newly stored image without a reload") {
