@@ -33,3 +33,18 @@ post() {
   exec 3<&-
   printf '%s\n' "$body"
 }
+
+# start_inspector BUILD_DIR ROOT: when ZKR_INSPECTOR=1 (./run demo --inspector),
+# starts zk-inspector on ROOT beside the demo and prints its page's address.
+# Uses the demo's $work and pids (stopped with the rest).
+start_inspector() {
+  [ "${ZKR_INSPECTOR:-0}" = 1 ] || return 0
+  "$1/examples/inspector/zk-inspector" --zk "$ZK_CONNECT" --path "$2" >"$work/inspector.log" 2>&1 &
+  pids+=($!)
+  if ! wait_until 20 grep -q '^listening ' "$work/inspector.log"; then
+    echo "zk-inspector did not start:" >&2
+    sed 's/^/  | /' "$work/inspector.log" >&2
+    return 1
+  fi
+  echo "  zk-inspector: http://$(sed -n 's/^listening \(127.0.0.1:[0-9]*\)$/\1/p' "$work/inspector.log")/ shows $2 live"
+}

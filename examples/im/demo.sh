@@ -75,6 +75,8 @@ r1=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\)$/\1/p' "$work/r1.log")
 r2=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\)$/\1/p' "$work/r2.log")
 echo "r1: 127.0.0.1:$r1, r2: 127.0.0.1:$r2"
 
+start_inspector "$build" "$root"
+
 say "alice and bob register and log in (each client's commands come from a FIFO)"
 mkfifo "$work/alice.in" "$work/bob.in"
 # Opened read-write, so neither this script nor the client blocks on the

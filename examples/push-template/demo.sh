@@ -51,6 +51,8 @@ for id in s1 s2 s3; do
   echo "$id listens on 127.0.0.1:${port[$id]}"
 done
 
+start_inspector "$build" "$root"
+
 say "push-client: discovery picks a server; values are escaped per kind"
 client --category promo --param 'user=Ann & Bob'
 
