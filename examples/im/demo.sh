@@ -31,7 +31,7 @@ trap cleanup EXIT
 
 root=/im-demo
 session=(--session-timeout-ms 2000)
-has() { grep -qF -- "$2" "$work/$1.log"; }
+has() { grep -qsF -- "$2" "$work/$1.log"; }
 count() { grep -c -- "$2" "$work/$1.log" || true; }
 at_least() { [ "$(count "$1" "$2")" -ge "$3" ]; }
 # expect NAME TEXT [SECONDS]: waits for TEXT in NAME's output, or fails the demo.

@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 
 root=/image-worker-demo
-has() { grep -qF -- "$2" "$work/$1.log"; }
+has() { grep -qsF -- "$2" "$work/$1.log"; }
 expect() {
   if ! wait_until "${3:-10}" has "$1" "$2"; then
     echo "$1 did not print \"$2\" within ${3:-10} s; its output:" >&2

@@ -12,6 +12,7 @@
 // Prints `listening 127.0.0.1:PORT` once it serves; SIGTERM or SIGINT stops it.
 #include "../common/http_guard.hpp"
 #include "../common/process.hpp"
+#include "../common/sse.hpp"
 #include "common.hpp"
 #include "page.hpp"
 #include "request.hpp"
@@ -479,41 +480,6 @@ private:
   std::atomic<long> created_{0}, callbacks_{0}, stored_{0};
 };
 
-/// GET /events: one `event: stored` per image, from the one after
-/// Last-Event-ID when the browser reconnects; a comment every 15 s keeps
-/// proxies from closing a quiet stream and finds dead peers.
-void serve_events(event_hub& hub, const httplib::Request& req, httplib::Response& res) {
-  if (hub.clients.fetch_add(1) >= max_event_clients) {
-    hub.clients.fetch_sub(1);
-    return reply(res, 503, "busy", "too many event streams (" + std::to_string(max_event_clients) + ")");
-  }
-  std::uint64_t from = hub.last();
-  if (const auto last = req.get_header_value("Last-Event-ID"); !last.empty()) {
-    char* end = nullptr;
-    const auto v = std::strtoull(last.c_str(), &end, 10);
-    if (end && *end == '\0' && v <= from) from = v;
-  }
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [&hub, from, quiet = std::chrono::steady_clock::now()](std::size_t, httplib::DataSink& sink) mutable {
-        if (hub.closing()) {
-          sink.done();
-          return true;
-        }
-        std::string out;
-        for (auto& [seq, data] : hub.after(from, 1s)) {
-          out += "id: " + std::to_string(seq) + "\nevent: stored\ndata: " + data + "\n\n";
-          from = seq;
-        }
-        if (out.empty() && std::chrono::steady_clock::now() - quiet > 15s) out = ": ping\n\n";
-        if (out.empty()) return true;
-        quiet = std::chrono::steady_clock::now();
-        return sink.write(out.data(), out.size());
-      },
-      [&hub](bool) { hub.clients.fetch_sub(1); });
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -590,7 +556,13 @@ int main(int argc, char** argv) {
   http.Get(R"(/images/([^/]+)/([^/]+))",
            [&](const httplib::Request& q, httplib::Response& r) { a.image(q.matches[1], q.matches[2], r); });
   http.Post("/dead/replay", [&](const httplib::Request&, httplib::Response& r) { a.replay(r); });
-  http.Get("/events", [&](const httplib::Request& q, httplib::Response& r) { serve_events(a.hub, q, r); });
+  // GET /events: one `event: stored` per image, from the one after
+  // Last-Event-ID when a browser reconnects.
+  const examples::sse_feed feed{[&a](std::uint64_t after, std::chrono::milliseconds bound) { return a.hub.after(after, bound); },
+                                [&a] { return a.hub.closing(); }, &a.hub.clients, max_event_clients, "stored"};
+  http.Get("/events", [&](const httplib::Request& q, httplib::Response& r) {
+    examples::serve_sse(feed, a.hub.last(), q, r, reply_error);
+  });
   http.Get("/recent", [&](const httplib::Request&, httplib::Response& r) {
     r.set_content(a.hub.recent().dump(), "application/json");
   });

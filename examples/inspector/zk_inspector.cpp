@@ -10,6 +10,7 @@
 // Prints `listening 127.0.0.1:PORT` once it serves; SIGTERM or SIGINT stops it.
 #include "../common/http_guard.hpp"
 #include "../common/process.hpp"
+#include "../common/sse.hpp"
 #include "page.hpp"
 #include "recognise.hpp"
 
@@ -72,12 +73,12 @@ public:
       cv_.notify_all();
     }
   }
-  /// The snapshot after version `after` (waiting up to `bound`); nullopt if none.
-  std::optional<std::pair<std::uint64_t, std::string>> next(std::uint64_t after, std::chrono::milliseconds bound) {
+  /// The snapshot when it is newer than version `after` (waiting up to `bound`).
+  std::vector<std::pair<std::uint64_t, std::string>> after(std::uint64_t after, std::chrono::milliseconds bound) {
     std::unique_lock lk(m_);
     cv_.wait_for(lk, bound, [&] { return closing_ || version_ > after; });
-    if (version_ > after && !closing_) return std::make_pair(version_, text_);
-    return std::nullopt;
+    if (version_ > after && !closing_) return {{version_, text_}};
+    return {};
   }
   std::string current() {
     std::lock_guard lk(m_);
@@ -113,34 +114,6 @@ private:
 };
 
 inline constexpr int max_event_clients = 32;
-
-void serve_events(publisher& pub, httplib::Response& res) {
-  if (pub.clients.fetch_add(1) >= max_event_clients) {
-    pub.clients.fetch_sub(1);
-    return reply(res, 503, "busy", "too many event streams (" + std::to_string(max_event_clients) + ")");
-  }
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [&pub, sent = std::uint64_t{0}, quiet = std::chrono::steady_clock::now()](std::size_t,
-                                                                                 httplib::DataSink& sink) mutable {
-        if (pub.closing()) {
-          sink.done();
-          return true;
-        }
-        std::string out;
-        if (auto s = pub.next(sent, 1s)) {
-          sent = s->first;
-          out = "id: " + std::to_string(s->first) + "\nevent: snapshot\ndata: " + s->second + "\n\n";
-        } else if (std::chrono::steady_clock::now() - quiet > 15s) {
-          out = ": ping\n\n";
-        }
-        if (out.empty()) return true;
-        quiet = std::chrono::steady_clock::now();
-        return sink.write(out.data(), out.size());
-      },
-      [&pub](bool) { pub.clients.fetch_sub(1); });
-}
 
 bool inside(const std::string& root, const std::string& path) {
   return root == "/" ? path.size() > 1 : path.size() > root.size() && path.rfind(root + "/", 0) == 0;
@@ -194,7 +167,10 @@ int main(int argc, char** argv) {
                       .dump(-1, ' ', false, json::error_handler_t::replace),
                   "application/json");
   });
-  http.Get("/events", [&](const httplib::Request&, httplib::Response& r) { serve_events(pub, r); });
+  // GET /events: the current snapshot, then each new one.
+  const examples::sse_feed feed{[&pub](std::uint64_t after, std::chrono::milliseconds bound) { return pub.after(after, bound); },
+                                [&pub] { return pub.closing(); }, &pub.clients, max_event_clients, "snapshot"};
+  http.Get("/events", [&](const httplib::Request& q, httplib::Response& r) { examples::serve_sse(feed, 0, q, r, reply); });
   http.Get("/health", [&](const httplib::Request&, httplib::Response& r) {
     r.set_content(pub.health().dump(), "application/json");
   });
