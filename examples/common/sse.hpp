@@ -33,8 +33,10 @@ struct sse_feed {
 
 /// Answers with a stream of the feed's events after `from` (a browser that
 /// reconnects sends Last-Event-ID: it resumes after that one when it is not
-/// newer than `from`); a comment every 15 s of quiet keeps proxies from
-/// closing it and finds peers that went away. 503 "busy" past max_clients.
+/// newer than `from`); a comment after 2 s of quiet finds peers that went
+/// away (a write fails the second time after a peer closed: every open
+/// stream holds a thread, so a dead one must go soon) and keeps proxies from
+/// closing the stream. 503 "busy" past max_clients.
 inline void serve_sse(const sse_feed& feed, std::uint64_t from, const httplib::Request& req, httplib::Response& res,
                       const error_writer& write_error) {
   if (feed.clients->fetch_add(1) >= feed.max_clients) {
@@ -59,7 +61,7 @@ inline void serve_sse(const sse_feed& feed, std::uint64_t from, const httplib::R
           out += "id: " + std::to_string(id) + "\nevent: " + feed.event + "\ndata: " + data + "\n\n";
           from = id;
         }
-        if (out.empty() && std::chrono::steady_clock::now() - quiet > std::chrono::seconds(15)) out = ": ping\n\n";
+        if (out.empty() && std::chrono::steady_clock::now() - quiet >= std::chrono::seconds(2)) out = ": ping\n\n";
         if (out.empty()) return true;
         quiet = std::chrono::steady_clock::now();
         return sink.write(out.data(), out.size());
