@@ -240,6 +240,43 @@ TEST_CASE("registry: stop() while disconnected removes the node once the connect
   CHECK_FALSE(w.exists(node.value()).value().has_value());
 }
 
+TEST_CASE("registry: stop() ends once the session is lost when the server is gone for good") {
+  // Found by the tutorial: push-server ignored SIGTERM after its server went,
+  // because stop() kept retrying its delete on a session that never connects.
+  auto& srv = shared_server();
+  auto proxy = zkr::testing::tcp_proxy::start(srv.port()).value();
+  auto s = connect(proxy.connect_string(), 2000ms);
+  auto root = unique_root("registry-stop-gone");
+  zkr::service_registration reg(s, make_instance("api", "g-1", 9003), base(root));
+  auto node = reg.start();
+  REQUIRE(node);
+  state_log log(s);
+  proxy.refuse(true); // the server never answers again
+  proxy.cut();
+  REQUIRE(log.wait_for(zkr::session_state::suspended));
+  mailbox<std::string> stopped;
+  // The state when stop ends: never while merely suspended, when the session
+  // may still be alive and hold the node (as in curator 1193).
+  reg.async_stop([&](zkr::result<void> r) {
+    stopped.push(std::string(r ? "ok" : r.error().message()) + " " + zkr::to_string(s.state()));
+  });
+  REQUIRE(log.wait_for(zkr::session_state::lost, 20s));
+  // Done once the session is lost, though its successor never connects.
+  auto how = stopped.pop(10s);
+  REQUIRE(how);
+  CHECK(*how != "ok suspended");
+  CHECK(how->rfind("ok ", 0) == 0);
+  CHECK(reg.node_path().empty());
+  // The node went with its session: the server expires it (about 2 s).
+  auto w = connect_shared();
+  mailbox<bool> gone;
+  w.async_exists(node.value(), [&](zkr::result<zkr::watch_event>) { gone.push(true); },
+                 [&](zkr::result<std::optional<zkr::stat>> r) {
+                   if (!r || !r.value()) gone.push(true);
+                 });
+  CHECK(gone.pop(20s).has_value());
+}
+
 TEST_CASE("discovery: round robin visits instances evenly; random and sticky choose live ones") {
   auto root = unique_root("registry-rr");
   std::vector<zkr::session> sessions;

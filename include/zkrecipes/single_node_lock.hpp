@@ -4,6 +4,7 @@
 #pragma once
 
 #include "zkrecipes/detail/contender.hpp"
+#include "zkrecipes/detail/coro.hpp"
 #include "zkrecipes/detail/hold_state.hpp"
 #include "zkrecipes/hold.hpp"
 #include "zkrecipes/mutex.hpp"
@@ -194,7 +195,7 @@ private:
   void remove_kept(std::int64_t sid, int attempt) {
     s_->async_remove(path_, any_version, [w = weak_from_this(), s = s_, sid, attempt](result<void> r) {
       if (r || r.error() == zk_errc::no_node || r.error() == errc::closed || is_session_expired(r.error())) return;
-      if (s->session_id() != sid && s->session_id() != 0) return;
+      if (!detail::same_session(*s, sid)) return; // its session ended: the node went with it
       s->post_after(s->options().retry.delay(attempt, backoff_rng()), [w, sid, attempt] {
         if (auto self = w.lock()) self->remove_kept(sid, attempt + 1);
       });

@@ -157,7 +157,8 @@ inline pending<void> start_ensure_path(session& s, const std::string& path,
 }
 
 /// Removes `path`, an ephemeral node of ZooKeeper session `sid`, retrying
-/// transient errors until it is gone, its session has ended or the session is
+/// transient errors until it is gone, its session has ended (`lost`: at the
+/// latest one session timeout after the server went away) or the session is
 /// closed: a delete is never forgotten after one failed try (apache/curator
 /// issue 1193). `done` (optional) hears success or a lasting error.
 task remove_until_gone(session& s, std::string path, std::int64_t sid, unique_function<void(result<void>)> done = {});
@@ -214,8 +215,11 @@ template <class T, class Start> result<T> run_blocking(session& s, const char* o
 inline task remove_until_gone(session& s, std::string path, std::int64_t sid, unique_function<void(result<void>)> done) {
   for (int attempt = 0;; ++attempt) {
     auto r = co_await start_remove(s, path);
+    // Once `sid` is no longer the session operations go to (lost, maybe with
+    // a new one connecting that may never connect), the node ends with it:
+    // waiting for a delete then could last as long as the server is away.
     const bool gone = r || failed_with(r, zk_errc::no_node) || is_session_expired(r.error()) ||
-                      (!failed_with(r, errc::closed) && s.session_id() != sid && s.session_id() != 0);
+                      (!failed_with(r, errc::closed) && !same_session(s, sid));
     if (gone || failed_with(r, errc::closed) || !is_retryable(r.error())) {
       if (done) done(gone ? result<void>(outcome::success()) : std::move(r));
       co_return;
