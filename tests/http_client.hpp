@@ -71,6 +71,22 @@ struct reply {
   }
 };
 
+/// j[key] as a string; "" when j is not an object or the member is not a string.
+inline std::string str(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return {};
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+/// j[key] as an integer; -1 when absent or not a number.
+inline long long num(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return -1;
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<long long>() : -1;
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 inline std::ostream& operator<<(std::ostream& o, const reply& r) { return o << r.status << " " << r.body << r.error; }
 
 /// Sends `request` (raw bytes) and parses the first answer (its body by

@@ -52,6 +52,9 @@ namespace iw = image_worker;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 using zkt::eventually;
+using zkt::http::contains;
+using zkt::http::num;
+using zkt::http::str;
 using clock_type = std::chrono::steady_clock;
 using sys_clock = std::chrono::system_clock;
 using http_reply = zkt::http::reply;
@@ -84,25 +87,9 @@ long long ms_since(clock_type::time_point t) {
 
 // ---------------------------------------------------------------- json and http
 
-/// j[key] as a string; "" when j is not an object or the member is not a string.
-std::string str(const json& j, const char* key) {
-  if (!j.is_object()) return {};
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-/// j[key] as an integer; -1 when absent or not a number.
-long long num(const json& j, const char* key) {
-  if (!j.is_object()) return -1;
-  auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<long long>() : -1;
-}
-
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 http_reply get(int port, const std::string& path) { return zkt::http::request(port, "GET", path); }
 

@@ -72,6 +72,9 @@ namespace zkr = zkrecipes;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 using zkt::eventually;
+using zkt::http::contains;
+using zkt::http::num;
+using zkt::http::str;
 using clock_type = std::chrono::steady_clock;
 
 #if defined(ZKRECIPES_INSPECTOR) && defined(ZKRECIPES_TEST_CANDIDATE)
@@ -96,27 +99,11 @@ long long ms_since(clock_type::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t).count();
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 /// A JSON dump that never throws (a wrong answer may hold any bytes).
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 /// A JavaScript string literal holding `s` (ASCII in these tests).
 std::string js(const std::string& s) { return dump(json(s)); }
-
-/// j[key] as a string; "" when j is not an object or the member is not a string.
-std::string str(const json& j, const char* key) {
-  if (!j.is_object()) return {};
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-/// j[key] as an integer; -1 when absent or not a number.
-long long num(const json& j, const char* key) {
-  if (!j.is_object()) return -1;
-  auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<long long>() : -1;
-}
 
 /// j[key]; null when j is not an object or has no such member (never throws).
 json at(const json& j, const char* key) {

@@ -3,6 +3,7 @@
 //   hello [connect-string]      (default: $ZK_CONNECT or 127.0.0.1:2181)
 #include <zkrecipes/zkrecipes.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
@@ -75,16 +76,21 @@ int main(int argc, char** argv) {
   if (auto stale = zk.set(root + "/greeting", "lost update", 0); !stale)
     std::printf("stale write refused: %s\n", stale.error().message().c_str());
 
-  // Sequential members, read back in sequence order.
+  // Sequential members, read back and put in sequence order (ZooKeeper
+  // lists children in no particular order).
   for (int i = 0; i < 3; ++i) {
     auto m = zk.create(root + "/members/m-", "member " + std::to_string(i),
                        {zkr::create_mode::ephemeral_sequential});
     if (!m) std::fprintf(stderr, "hello: %s\n", m.error().message().c_str());
   }
   auto kids = zk.children(root + "/members");
+  if (!kids) return std::fprintf(stderr, "hello: %s\n", kids.error().message().c_str()), 1;
+  auto names = kids.value().names;
+  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+    return zkr::sequence_of(a).value_or(-1) < zkr::sequence_of(b).value_or(-1);
+  });
   std::printf("members:");
-  for (auto& n : kids.value().names) std::printf(" %s(seq %lld)", n.c_str(),
-                                                  static_cast<long long>(zkr::sequence_of(n).value_or(-1)));
+  for (auto& n : names) std::printf(" %s(seq %lld)", n.c_str(), static_cast<long long>(zkr::sequence_of(n).value_or(-1)));
   std::printf("\n");
 
   if (auto r = zk.remove_recursive(root); !r) {

@@ -9,13 +9,39 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace examples {
+
+/// The part a live page's event source shares with the others: the lock and
+/// condition its streams wait on, and the flag that ends them all.
+class sse_source {
+public:
+  /// Wakes and ends every stream, so the server's stop() can join their threads.
+  void close() {
+    {
+      std::lock_guard lk(m_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+  }
+  bool closing() {
+    std::lock_guard lk(m_);
+    return closing_;
+  }
+  std::atomic<int> clients{0}; ///< open streams (sse_feed::clients)
+
+protected:
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool closing_ = false; ///< under m_
+};
 
 /// What a stream sends: events numbered upwards (the SSE id), their data
 /// one line of JSON.

@@ -84,11 +84,13 @@ inline zkr::result<job_node> read_job(zkr::session& zk, const zk_paths& p, const
 
 /// Changes a job by `change` (which returns false to leave it as it is),
 /// written only over the version it read; re-read and re-applied when
-/// another process wrote in between. Returns the record as it stands.
+/// another process wrote in between. `known`, a read the caller already
+/// made, saves the first read. Returns the record as it stands.
 template <class F>
-zkr::result<json> update_job(zkr::session& zk, const zk_paths& p, const std::string& data_id, F&& change) {
+zkr::result<json> update_job(zkr::session& zk, const zk_paths& p, const std::string& data_id, F&& change,
+                             std::optional<job_node> known = std::nullopt) {
   for (int attempt = 0;; ++attempt) {
-    auto jn = read_job(zk, p, data_id);
+    auto jn = attempt == 0 && known ? zkr::result<job_node>(std::move(*known)) : read_job(zk, p, data_id);
     if (!jn) return jn.error();
     json j = jn.value().job;
     if (!change(j)) return j;

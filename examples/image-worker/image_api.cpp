@@ -61,7 +61,7 @@ json job_view(const json& j) {
 
 /// The stored-image events, kept for /recent and for browsers that
 /// reconnect (Last-Event-ID), and handed to every open /events stream.
-class event_hub {
+class event_hub : public examples::sse_source {
 public:
   static constexpr std::size_t keep = 200;
 
@@ -93,25 +93,10 @@ public:
     for (auto it = events_.rbegin(); it != events_.rend() && a.size() < 50; ++it) a.push_back(json::parse(it->second));
     return a;
   }
-  void close() {
-    {
-      std::lock_guard lk(m_);
-      closing_ = true;
-    }
-    cv_.notify_all();
-  }
-  bool closing() {
-    std::lock_guard lk(m_);
-    return closing_;
-  }
-  std::atomic<int> clients{0};
 
 private:
-  std::mutex m_;
-  std::condition_variable cv_;
   std::deque<std::pair<std::uint64_t, std::string>> events_;
   std::uint64_t next_ = 1;
-  bool closing_ = false;
 };
 
 inline constexpr int max_event_clients = 32;
@@ -140,7 +125,6 @@ public:
     if (!known.value())
       return reply(res, 400, "unknown_network", "\"network\": no store has ever registered the network " + r.network,
                    json{{"field", "network"}});
-    if (auto old = existing(r, res); old) return;
 
     const auto job = zkr::make_trace_id(), trace = zkr::make_trace_id();
     zkr::trace_scope scope(trace); // the record, the task and the queue event carry it
@@ -151,15 +135,15 @@ public:
              {"created", zkr::detail::utc_timestamp()},
              {"createdMs", std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()}};
     // The record and its id index in one step: the same data id can never
-    // get two jobs, however many requests race.
+    // get two jobs, however many requests race. No read first: a known data
+    // id fails the step, so a new job (the usual case) costs no extra trip.
     zkr::multi_op tx;
     tx.create(paths_.job(r.data_id), rec.dump()).create(paths_.id(job), r.data_id);
     if (auto m = zk_.multi(tx); !m) {
-      // A lost reply may hide our own success: then the task is still ours to queue.
       auto back = read_job(zk_, paths_, r.data_id);
-      const bool ours = back && back.value().job.value("jobId", "") == job;
-      if (!ours && existing(r, res)) return;
-      if (!ours) return reply(res, 503, "unavailable", "job not created: " + m.error().message());
+      if (!back) return reply(res, 503, "unavailable", "job not created: " + m.error().message());
+      // A lost reply may hide our own success: then the task is still ours to queue.
+      if (back.value().job.value("jobId", "") != job) return existing(r, back.value().job, res);
     }
     ++created_;
     log_.write("api", trace, job, "accepted " + r.data_id + " for " + r.network);
@@ -217,7 +201,7 @@ public:
         j["state"] = failed;
         j["reason"] = why;
         return true;
-      });
+      }, jn.value());
       log_.write("callback", trace, job, why);
       return reply(res, 422, "not_an_image", why);
     }
@@ -242,7 +226,7 @@ public:
       j["file"] = rel;
       j["place"] = place;
       return true;
-    });
+    }, jn.value()); // written over the version read above, or read again when another wrote since
     if (!u) return reply(res, 503, "unavailable", "stored, but the job not updated: " + u.error().message());
     if (!mine) return reply(res, 200, "stored", "already stored", json{{"file", rel}, {"place", place}});
     ++stored_;
@@ -369,12 +353,9 @@ public:
   }
 
 private:
-  /// Answers with the job a data id already has; false when it has none.
+  /// Answers with the job `j` a data id already has.
   /// A data id names one image: the same id for another address is refused.
-  bool existing(const fetch_request& r, httplib::Response& res) {
-    auto jn = read_job(zk_, paths_, r.data_id);
-    if (!jn) return false;
-    const auto& j = jn.value().job;
+  void existing(const fetch_request& r, const json& j, httplib::Response& res) {
     const auto job = j.value("jobId", "");
     for (auto [field, mine] : {std::pair<const char*, const std::string*>{"url", &r.url}, {"network", &r.network}})
       if (j.value(field, "") != *mine) {
@@ -382,19 +363,18 @@ private:
               "data id " + r.data_id + " already has job " + job + " with another \"" + field + "\": " +
                   j.value(field, ""),
               json{{"field", field}, {"jobId", job}});
-        return true;
+        return;
       }
     if (j.value("state", "") == failed && j.value("reason", "").rfind(not_queued, 0) == 0)
       return requeue(r, j, res);
     reply(res, 200, "existing", "data id " + r.data_id + " already has job " + job,
           json{{"jobId", job}, {"dataId", r.data_id}, {"state", j.value("state", "")},
                {"traceId", j.value("traceId", "")}});
-    return true;
   }
 
   /// A job whose task could not be queued (ZooKeeper failed the put) is
   /// queued when its request comes again, so a retrying client loses nothing.
-  bool requeue(const fetch_request& r, const json& rec, httplib::Response& res) {
+  void requeue(const fetch_request& r, const json& rec, httplib::Response& res) {
     const auto job = rec.value("jobId", ""), trace = rec.value("traceId", "");
     auto u = update_job(zk_, paths_, r.data_id, [&](json& j) {
       if (j.value("state", "") != failed || j.value("reason", "").rfind(not_queued, 0) != 0) return false;
@@ -402,17 +382,15 @@ private:
       j["reason"] = "";
       return true;
     });
-    if (!u) return reply(res, 503, "unavailable", "job " + job + " not queued again: " + u.error().message()), true;
+    if (!u) return reply(res, 503, "unavailable", "job " + job + " not queued again: " + u.error().message());
     if (u.value().value("state", "") != queued) // someone else did it, or it went on
       return reply(res, 200, "existing", "data id " + r.data_id + " already has job " + job,
                    json{{"jobId", job}, {"dataId", r.data_id}, {"state", u.value().value("state", "")},
-                        {"traceId", trace}}),
-             true;
+                        {"traceId", trace}});
     zkr::trace_scope scope(trace);
-    if (!queue_task(r, job, trace, res)) return true;
+    if (!queue_task(r, job, trace, res)) return;
     reply(res, 202, "queued", "job " + job + " queued again",
           json{{"jobId", job}, {"dataId", r.data_id}, {"state", queued}, {"traceId", trace}});
-    return true;
   }
 
   /// Puts the job's task; on failure the job is failed "not queued: …" (a

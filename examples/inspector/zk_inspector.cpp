@@ -41,7 +41,7 @@ long long now_ms() {
 
 /// The current snapshot, rebuilt at most every 100 ms after a change, and
 /// handed to every open event stream.
-class publisher {
+class publisher : public examples::sse_source {
 public:
   publisher(zkr::tree_cache& cache, std::string root, std::size_t max_nodes)
       : cache_(cache), root_(std::move(root)), max_nodes_(max_nodes) {}
@@ -88,26 +88,12 @@ public:
     std::lock_guard lk(m_);
     return json{{"nodes", count_}, {"version", version_}, {"sse_clients", clients.load()}};
   }
-  void close() {
-    {
-      std::lock_guard lk(m_);
-      closing_ = true;
-    }
-    cv_.notify_all();
-  }
-  bool closing() {
-    std::lock_guard lk(m_);
-    return closing_;
-  }
-  std::atomic<int> clients{0};
 
 private:
   zkr::tree_cache& cache_;
   std::string root_;
   std::size_t max_nodes_;
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool dirty_ = true, closing_ = false;
+  bool dirty_ = true;
   std::uint64_t version_ = 0;
   std::size_t count_ = 0;
   std::string text_ = "{}";

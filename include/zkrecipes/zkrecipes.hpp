@@ -32,3 +32,4 @@
 #include "zkrecipes/shared_value.hpp"
 #include "zkrecipes/single_node_lock.hpp"
 #include "zkrecipes/tree_cache.hpp"
+#include "zkrecipes/version.hpp"
