@@ -30,6 +30,8 @@ namespace zkd = zkrecipes::detail;
 
 namespace {
 
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 /// Single-quoted for sh.
 std::string q(const std::string& s) {
   std::string out = "'";
@@ -50,7 +52,13 @@ shell_run sh(const std::string& script, const fs::path& dir, const fs::path& log
   if (!child) return {false, script + ": " + child.error().message()};
   const pid_t group = child.value().pid(); // the child leads its own process group
   const bool finished = child.value().wait_for(bound);
-  if (!finished && group > 1) ::kill(-group, SIGKILL); // the compilers it started too
+  if (!finished && group > 1) {
+    // SIGTERM first: ninja (under meson compile) runs each job in a group of
+    // its own and ends them when told; then whatever is left of the group.
+    ::kill(-group, SIGTERM);
+    (void)child.value().wait_for(std::chrono::seconds(5));
+    ::kill(-group, SIGKILL);
+  }
   child.value().kill_and_reap();
   r.ok = finished && child.value().describe_status() == "exit status 0";
   std::string out = zkd::read_file(log);
@@ -77,7 +85,12 @@ installation& installed() {
     i->prefix = i->dir.path() / "prefix";
     i->consumers = i->dir.path() / "consumers";
     const fs::path checkout = ZKRECIPES_CHECKOUT;
-    fs::copy(checkout / "tests" / "consumers", i->consumers, fs::copy_options::recursive);
+    // Links copied as links: a subprojects/zkrecipes link to the checkout is
+    // not followed. Outputs of a build made in place would look up to date.
+    fs::copy(checkout / "tests" / "consumers", i->consumers,
+             fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    for (const char* kind : {"meson", "pkg-config", "cmake", "plain"})
+      for (const char* made : {"build", "service", "subprojects"}) fs::remove_all(i->consumers / kind / made);
     // Only the library: no examples, tests or their dependencies.
     i->install = sh("meson setup " + q(i->dir.path() / "build") + " " + q(checkout) + " --prefix " + q(i->prefix) +
                         " -Dzkrecipes_examples=false -Dzkrecipes_tests=false && meson install -C " +
@@ -196,6 +209,12 @@ find_package(zkrecipes 0.999 QUIET)
 message(STATUS "probe: 0.999 found=${zkrecipes_FOUND}")
 find_package(zkrecipes 1.0 QUIET)
 message(STATUS "probe: 1.0 found=${zkrecipes_FOUND}")
+find_package(zkrecipes 0 QUIET)
+message(STATUS "probe: 0 found=${zkrecipes_FOUND}")
+find_package(zkrecipes 0.0.1...<)" ZKRECIPES_VERSION_STRING R"( QUIET)
+message(STATUS "probe: below found=${zkrecipes_FOUND}")
+find_package(zkrecipes 0.0.1...)" ZKRECIPES_VERSION_STRING R"( QUIET)
+message(STATUS "probe: range found=${zkrecipes_FOUND}")
 find_package(zkrecipes )" ZKRECIPES_VERSION_STRING R"( EXACT REQUIRED)
 message(STATUS "probe: exact found=${zkrecipes_FOUND} version=${zkrecipes_VERSION}")
 get_target_property(defs zkrecipes::zkrecipes INTERFACE_COMPILE_DEFINITIONS)
@@ -213,6 +232,9 @@ message(STATUS "probe: incs=${incs}")
   const std::string out = zkd::read_file(work / "cmake-probe.log");
   CHECK_MESSAGE(out.find("probe: 0.999 found=0") != std::string::npos, out);
   CHECK_MESSAGE(out.find("probe: 1.0 found=0") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("probe: 0 found=0") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("probe: below found=0") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("probe: range found=1") != std::string::npos, out);
   CHECK_MESSAGE(out.find("probe: exact found=1 version=" ZKRECIPES_VERSION_STRING) != std::string::npos, out);
   CHECK_MESSAGE(out.find("probe: defs=THREADED") != std::string::npos, out);
   CHECK_MESSAGE(out.find("probe: features=cxx_std_20") != std::string::npos, out);
@@ -231,30 +253,40 @@ TEST_CASE("packaging: a meson project with zkrecipes as a subproject (a wrap nam
                                                               << "[provide]\n"
                                                               << "dependency_names = zkrecipes\n";
   // --force-fallback-for: the subproject even where an install is found.
-  auto b = sh("meson setup build --force-fallback-for=zkrecipes && meson compile -C build", project,
+  auto b = sh("meson setup build --force-fallback-for=zkrecipes && meson compile -C build -v", project,
               work / "meson-consumer.log", build_bound);
   REQUIRE_MESSAGE(b.ok, b.account);
   CHECK(fs::exists(project / "subprojects/zkrecipes/include/zkrecipes/zkrecipes.hpp"));
-  CHECK_MESSAGE(zkd::read_file(work / "meson-consumer.log").find("Subproject zkrecipes finished") != std::string::npos,
-                b.account);
+  const std::string out = zkd::read_file(work / "meson-consumer.log");
+  CHECK_MESSAGE(contains(out, "Subproject zkrecipes finished"), b.account);
+  CHECK_MESSAGE(contains(out, "-I../subprojects/zkrecipes/include"), b.account); // the clone's headers, not an install's
   run_consumer(project / "build/service", "meson-subproject");
 }
 
 TEST_CASE("packaging: a Makefile with flags from pkg-config takes a lock") {
   auto& inst = installed();
   const fs::path project = inst.consumers / "pkg-config";
-  auto b = sh("make PKG_CONFIG_PATH=" + q(inst.prefix / "share/pkgconfig"), project,
+  // In the environment: make 4.3's $(shell) does not see command-line variables.
+  auto b = sh("PKG_CONFIG_PATH=" + q(inst.prefix / "share/pkgconfig") + " make", project,
               inst.dir.path() / "pkg-config-consumer.log", build_bound);
   REQUIRE_MESSAGE(b.ok, b.account);
+  // make echoes the compile: the flags came from this install's zkrecipes.pc.
+  CHECK_MESSAGE(contains(zkd::read_file(inst.dir.path() / "pkg-config-consumer.log"),
+                         "-I" + (inst.prefix / "include").string()), b.account);
   run_consumer(project / "service", "pkg-config");
 }
 
 TEST_CASE("packaging: a CMake project with find_package(zkrecipes) takes a lock") {
   auto& inst = installed();
   const fs::path project = inst.consumers / "cmake";
-  auto b = sh("cmake -S . -B build -DCMAKE_PREFIX_PATH=" + q(inst.prefix) + " && cmake --build build", project,
+  auto b = sh("cmake -S . -B build -DCMAKE_PREFIX_PATH=" + q(inst.prefix) + " && cmake --build build -v", project,
               inst.dir.path() / "cmake-consumer.log", build_bound);
   REQUIRE_MESSAGE(b.ok, b.account);
+  // The compile line shows the include directory of this install's package
+  // (as a system one: CMake's default for an imported target).
+  const std::string out = zkd::read_file(inst.dir.path() / "cmake-consumer.log");
+  const std::string inc = (inst.prefix / "include").string();
+  CHECK_MESSAGE((contains(out, "-isystem " + inc) || contains(out, "-I" + inc)), b.account);
   run_consumer(project / "build/service", "cmake");
 }
 

@@ -243,6 +243,9 @@ TEST_CASE("registry: stop() while disconnected removes the node once the connect
 TEST_CASE("registry: stop() ends once the session is lost when the server is gone for good") {
   // Found by the tutorial: push-server ignored SIGTERM after its server went,
   // because stop() kept retrying its delete on a session that never connects.
+  // Declared first, so they outlive the sessions whose handlers push into them.
+  mailbox<std::string> stopped;
+  mailbox<bool> gone;
   auto& srv = shared_server();
   auto proxy = zkr::testing::tcp_proxy::start(srv.port()).value();
   auto s = connect(proxy.connect_string(), 2000ms);
@@ -254,7 +257,6 @@ TEST_CASE("registry: stop() ends once the session is lost when the server is gon
   proxy.refuse(true); // the server never answers again
   proxy.cut();
   REQUIRE(log.wait_for(zkr::session_state::suspended));
-  mailbox<std::string> stopped;
   // The state when stop ends: never while merely suspended, when the session
   // may still be alive and hold the node (as in curator 1193).
   reg.async_stop([&](zkr::result<void> r) {
@@ -269,7 +271,6 @@ TEST_CASE("registry: stop() ends once the session is lost when the server is gon
   CHECK(reg.node_path().empty());
   // The node went with its session: the server expires it (about 2 s).
   auto w = connect_shared();
-  mailbox<bool> gone;
   w.async_exists(node.value(), [&](zkr::result<zkr::watch_event>) { gone.push(true); },
                  [&](zkr::result<std::optional<zkr::stat>> r) {
                    if (!r || !r.value()) gone.push(true);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <future>
 #include <string>
+#include <vector>
 
 namespace zkr = zkrecipes;
 using namespace std::chrono_literals;
@@ -84,8 +85,8 @@ int main(int argc, char** argv) {
     if (!m) std::fprintf(stderr, "hello: %s\n", m.error().message().c_str());
   }
   auto kids = zk.children(root + "/members");
-  if (!kids) return std::fprintf(stderr, "hello: %s\n", kids.error().message().c_str()), 1;
-  auto names = kids.value().names;
+  if (!kids) std::fprintf(stderr, "hello: %s\n", kids.error().message().c_str()); // still cleans up below
+  auto names = kids ? kids.value().names : std::vector<std::string>{};
   std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
     return zkr::sequence_of(a).value_or(-1) < zkr::sequence_of(b).value_or(-1);
   });
