@@ -105,7 +105,7 @@ installation& installed() {
 /// Runs a built consumer: it must queue behind the lock the test holds, then
 /// take it once released, and say which zkrecipes it was built with.
 void run_consumer(const fs::path& exe, const std::string& name) {
-  REQUIRE_MESSAGE(fs::exists(exe), exe.string() + " was not built");
+  REQUIRE_MESSAGE(fs::exists(exe), (exe.string() + " was not built"));
   auto s = connect_shared();
   const std::string lock = unique_root("consumer-" + name) + "/lock";
   zkr::mutex held(s, lock);
@@ -142,11 +142,11 @@ std::string wrap_url(const fs::path& work) {
     auto dirty = sh("test -z \"$(git -C " + q(checkout) + " status --porcelain -- include meson.build meson_options.txt)\"",
                     work, work / "git-dirty.log", std::chrono::seconds(30));
     if (!dirty.ok)
-      MESSAGE("the meson subproject consumer builds the committed HEAD of " + checkout.string() +
-              ": uncommitted changes under include/ or to meson.build are not in it");
+      MESSAGE(("the meson subproject consumer builds the committed HEAD of " + checkout.string() +
+               ": uncommitted changes under include/ or to meson.build are not in it"));
     return checkout.string();
   }
-  MESSAGE(checkout.string() + " is not a git work tree git can read; the wrap names a commit of its library files instead");
+  MESSAGE((checkout.string() + " is not a git work tree git can read; the wrap names a commit of its library files instead"));
   const fs::path snap = work / "zkrecipes-snapshot";
   auto made = sh("mkdir -p " + q(snap) + " && cp -R " + q(checkout / "include") + " " + q(checkout / "meson.build") +
                      " " + q(checkout / "meson_options.txt") + " " + q(checkout / "cmake") + " " + q(snap) +
@@ -179,7 +179,7 @@ TEST_CASE("packaging: meson install puts every header, zkrecipes.pc and the CMak
   for (const auto& e : fs::recursive_directory_iterator(checkout / "include")) {
     if (!e.is_regular_file()) continue;
     const auto rel = fs::relative(e.path(), checkout / "include");
-    CHECK_MESSAGE(fs::exists(inst.prefix / "include" / rel), rel.string() + " is not installed");
+    CHECK_MESSAGE(fs::exists(inst.prefix / "include" / rel), (rel.string() + " is not installed"));
     ++headers;
   }
   CHECK(headers > 40);
