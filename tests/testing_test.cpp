@@ -660,8 +660,9 @@ TEST_CASE("servers die with their owner process, even when it is SIGKILLed") {
   }
   ::close(fds[0]);
   REQUIRE_MESSAGE(said.find("ZooKeeper at") != std::string::npos, said);
-  // The JVM is the sandbox's child whose command line names ZooKeeper.
-  auto jvm_of = [](pid_t parent) -> pid_t {
+  // The JVM is the sandbox's child whose command line names ZooKeeper; cat
+  // the one whose command line starts with "cat".
+  auto child_of = [](pid_t parent, const std::string& needle) -> pid_t {
     for (auto& e : std::filesystem::directory_iterator("/proc")) {
       auto name = e.path().filename().string();
       if (name.find_first_not_of("0123456789") != std::string::npos) continue;
@@ -677,12 +678,17 @@ TEST_CASE("servers die with their owner process, even when it is SIGKILLed") {
       if (ppid != parent) continue;
       std::ifstream cmd(e.path() / "cmdline");
       std::string args((std::istreambuf_iterator<char>(cmd)), {});
-      if (args.find("org.apache.zookeeper.server") != std::string::npos) return std::stoi(name);
+      if (needle == "cat" ? args.rfind("cat", 0) == 0 : args.find(needle) != std::string::npos)
+        return std::stoi(name);
     }
     return -1;
   };
-  pid_t jvm = jvm_of(owner);
+  pid_t jvm = child_of(owner, "org.apache.zookeeper.server");
   REQUIRE(jvm > 0);
+  // The sandbox starts cat just after it prints the connect string: a kill
+  // before that would leave no cat to reap (a run on a clean clone did).
+  pid_t cat = -1;
+  REQUIRE(eventually([&] { return (cat = child_of(owner, "cat")) > 0; }, 10s));
   REQUIRE(::kill(owner, SIGKILL) == 0);
   int status = 0;
   REQUIRE(::waitpid(owner, &status, 0) == owner);
@@ -691,7 +697,7 @@ TEST_CASE("servers die with their owner process, even when it is SIGKILLed") {
   ::close(stdin_of_cat.fd);
   stdin_of_cat.fd = -1;
   // cat ends on EOF; reap it too.
-  CHECK(eventually([] { return ::waitpid(-1, nullptr, WNOHANG) > 0; }, 10s));
+  CHECK(eventually([cat] { return ::waitpid(cat, nullptr, WNOHANG) == cat; }, 10s));
   // The killed owner could not remove its server's directory: sweep it.
   zkrecipes::detail::temp_dir::sweep_orphans("zkrecipes-server-");
   for (auto& e : std::filesystem::directory_iterator(zkrecipes::detail::temp_root())) {
