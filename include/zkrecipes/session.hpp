@@ -391,6 +391,25 @@ private:
   std::shared_ptr<const interceptor_chain> chain_; ///< null: operations go straight to the core
 };
 
+namespace detail {
+/// For library internals that continue an operation across callbacks: a
+/// handle to the same session that stays valid if the user's session object
+/// is moved, and does not close the session when dropped.
+struct session_access {
+  /// Keeps the handle's interceptor chain: a recipe's later operations are seen too.
+  static std::shared_ptr<session> borrow(const session& s) {
+    return std::shared_ptr<session>(new session(s.core_, true, s.chain_));
+  }
+  /// Without the chain: the inner steps of one intercepted operation
+  /// (ensure_path, remove_recursive) are not seen a second time.
+  static std::shared_ptr<session> borrow_plain(const session& s) {
+    return std::shared_ptr<session>(new session(s.core_, true));
+  }
+};
+} // namespace detail
+
 } // namespace zkrecipes
 
+#if !defined(ZKRECIPES_SEPARATE_COMPILATION)
 #include "zkrecipes/impl/session.ipp"
+#endif

@@ -15,3 +15,13 @@
 #ifndef ZKRECIPES_MAX_PATH
 #define ZKRECIPES_MAX_PATH 1024
 #endif
+
+/// Define ZKRECIPES_SEPARATE_COMPILATION in every translation unit of a
+/// program, and include <zkrecipes/impl/src.hpp> in exactly one, to compile
+/// the session's bodies once instead of in each translation unit that uses
+/// it (docs/install.md). Header-only is the default.
+#if defined(ZKRECIPES_SEPARATE_COMPILATION)
+#define ZKRECIPES_DECL
+#else
+#define ZKRECIPES_DECL inline
+#endif

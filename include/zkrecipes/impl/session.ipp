@@ -1,5 +1,11 @@
-// Bodies of session.hpp. Included at its end; not a public header.
+// Bodies of session.hpp; not a public header. Header-only (the default),
+// session.hpp includes it and every function here is inline. With
+// ZKRECIPES_SEPARATE_COMPILATION only zkrecipes/impl/src.hpp includes it, in
+// the one translation unit that compiles the session for the whole program
+// (docs/install.md).
 #pragma once
+
+#include "zkrecipes/session.hpp"
 // GCC 12 at -O2 reports a false "may be used uninitialized" when a result<T>
 // holding an error is moved through our handlers (it cannot tell which
 // union member is live). The pragma covers the call sites inlined from here.
@@ -37,7 +43,7 @@ struct log_config {
   }
 };
 
-inline int log_line_level(const char* msg) noexcept {
+ZKRECIPES_DECL int log_line_level(const char* msg) noexcept {
   if (std::strstr(msg, "ZOO_ERROR@")) return 1;
   if (std::strstr(msg, "ZOO_WARN@")) return 2;
   if (std::strstr(msg, "ZOO_INFO@")) return 3;
@@ -45,7 +51,7 @@ inline int log_line_level(const char* msg) noexcept {
 }
 
 // The C callback has no user context, so the sink is process-wide.
-inline void log_trampoline(const char* msg) {
+ZKRECIPES_DECL void log_trampoline(const char* msg) {
   auto& c = log_config::get();
   int lvl = c.level.load(std::memory_order_relaxed);
   if (lvl == 0 || log_line_level(msg) > lvl) return;
@@ -58,7 +64,7 @@ inline void log_trampoline(const char* msg) {
 
 /// An exception escaped a handler or listener: say so through the log sink
 /// (stderr when none is set), whatever the log level.
-inline void report_escaped(const char* what) {
+ZKRECIPES_DECL void report_escaped(const char* what) {
   std::string line = std::string("zkrecipes: exception escaped a callback: ") + what;
   auto& c = log_config::get();
   std::lock_guard lk(c.m);
@@ -68,7 +74,7 @@ inline void report_escaped(const char* what) {
     std::fprintf(stderr, "%s\n", line.c_str());
 }
 
-inline void apply_log_level() noexcept {
+ZKRECIPES_DECL void apply_log_level() noexcept {
   int lvl = log_config::get().level.load();
   // The C client ignores level 0; it logs errors at least, which our
   // trampoline then drops.
@@ -77,7 +83,7 @@ inline void apply_log_level() noexcept {
 
 // ---- conversions -----------------------------------------------------------
 
-inline zkrecipes::stat to_stat(const Stat* s) noexcept {
+ZKRECIPES_DECL zkrecipes::stat to_stat(const Stat* s) noexcept {
   zkrecipes::stat o;
   if (!s) return o;
   o.czxid = s->czxid;
@@ -94,7 +100,7 @@ inline zkrecipes::stat to_stat(const Stat* s) noexcept {
   return o;
 }
 
-inline int to_c_mode(create_mode m) noexcept {
+ZKRECIPES_DECL int to_c_mode(create_mode m) noexcept {
   switch (m) {
   case create_mode::persistent: return ZOO_PERSISTENT;
   case create_mode::ephemeral: return ZOO_EPHEMERAL;
@@ -125,7 +131,7 @@ struct c_acl {
   ACL_vector vec{};
 };
 
-inline event_type to_event_type(int type) noexcept {
+ZKRECIPES_DECL event_type to_event_type(int type) noexcept {
   if (type == ZOO_CREATED_EVENT) return event_type::created;
   if (type == ZOO_DELETED_EVENT) return event_type::deleted;
   if (type == ZOO_CHANGED_EVENT) return event_type::changed;
@@ -245,7 +251,7 @@ template <class Op> std::unique_ptr<Op> reclaim(const void* data, int& rc) {
 }
 
 struct create_op final : typed_op<created_node> {};
-inline void on_create_done(int rc, const char* value, const Stat* st, const void* data) {
+ZKRECIPES_DECL void on_create_done(int rc, const char* value, const Stat* st, const void* data) {
   auto op = reclaim<create_op>(data, rc);
   if (!op) return;
   if (rc == ZOK)
@@ -264,7 +270,7 @@ template <class T> struct read_op : typed_op<T> {
 };
 
 struct get_op final : read_op<node> {};
-inline void on_get_done(int rc, const char* value, int len, const Stat* st, const void* data) {
+ZKRECIPES_DECL void on_get_done(int rc, const char* value, int len, const Stat* st, const void* data) {
   auto op = reclaim<get_op>(data, rc);
   if (!op) return;
   if (rc == ZOK) {
@@ -276,7 +282,7 @@ inline void on_get_done(int rc, const char* value, int len, const Stat* st, cons
 }
 
 struct exists_op final : read_op<std::optional<zkrecipes::stat>> {};
-inline void on_exists_done(int rc, const Stat* st, const void* data) {
+ZKRECIPES_DECL void on_exists_done(int rc, const Stat* st, const void* data) {
   auto op = reclaim<exists_op>(data, rc);
   if (!op) return;
   if (rc == ZOK)
@@ -290,7 +296,7 @@ inline void on_exists_done(int rc, const Stat* st, const void* data) {
 }
 
 struct children_op final : read_op<children_list> {};
-inline void on_children_done(int rc, const String_vector* sv, const Stat* st, const void* data) {
+ZKRECIPES_DECL void on_children_done(int rc, const String_vector* sv, const Stat* st, const void* data) {
   auto op = reclaim<children_op>(data, rc);
   if (!op) return;
   if (rc == ZOK) {
@@ -308,7 +314,7 @@ inline void on_children_done(int rc, const String_vector* sv, const Stat* st, co
 }
 
 struct stat_op final : typed_op<zkrecipes::stat> {};
-inline void on_stat_done(int rc, const Stat* st, const void* data) {
+ZKRECIPES_DECL void on_stat_done(int rc, const Stat* st, const void* data) {
   auto op = reclaim<stat_op>(data, rc);
   if (!op) return;
   if (rc == ZOK)
@@ -318,7 +324,7 @@ inline void on_stat_done(int rc, const Stat* st, const void* data) {
 }
 
 struct void_op final : typed_op<void> {};
-inline void on_void_done(int rc, const void* data) {
+ZKRECIPES_DECL void on_void_done(int rc, const void* data) {
   auto op = reclaim<void_op>(data, rc);
   if (!op) return;
   if (rc == ZOK)
@@ -326,7 +332,7 @@ inline void on_void_done(int rc, const void* data) {
   else
     op->fail(op->owner->make_err(rc, op->name, op->path));
 }
-inline void on_sync_done(int rc, const char*, const void* data) { on_void_done(rc, data); }
+ZKRECIPES_DECL void on_sync_done(int rc, const char*, const void* data) { on_void_done(rc, data); }
 
 struct multi_ctx final : typed_op<std::vector<op_result>> {
   std::vector<multi_op::entry> entries;
@@ -336,7 +342,7 @@ struct multi_ctx final : typed_op<std::vector<op_result>> {
   std::vector<std::string> path_bufs;
   std::vector<Stat> stats;
 };
-inline void on_multi_done(int rc, const void* data) {
+ZKRECIPES_DECL void on_multi_done(int rc, const void* data) {
   auto op = reclaim<multi_ctx>(data, rc);
   if (!op) return;
   if (rc == ZOK) {
@@ -365,12 +371,12 @@ inline void on_multi_done(int rc, const void* data) {
   op->fail(op->owner->make_err(rc, "multi", op->path));
 }
 
-inline void on_auth_done(int rc, const void* data) { on_void_done(rc, data); }
+ZKRECIPES_DECL void on_auth_done(int rc, const void* data) { on_void_done(rc, data); }
 
 // Fired for a watch we set. Session events are ignored here: when one ends
 // the session, lose() tells listeners `lost` first and then fails every
 // watch still owed, as it closes the handle.
-inline void on_watch(zhandle_t* zh, int type, int, const char* path, void* ctx) {
+ZKRECIPES_DECL void on_watch(zhandle_t* zh, int type, int, const char* path, void* ctx) {
   auto* h = static_cast<handle_ctx*>(const_cast<void*>(zoo_get_context(zh)));
   if (!h || type == ZOO_SESSION_EVENT) return;
   auto own = h->take(ctx);
@@ -706,7 +712,7 @@ struct session_core : std::enable_shared_from_this<session_core> {
   }
 };
 
-inline void on_session_event(zhandle_t*, int type, int state, const char*, void* ctx) {
+ZKRECIPES_DECL void on_session_event(zhandle_t*, int type, int state, const char*, void* ctx) {
   if (type != ZOO_SESSION_EVENT) return;
   auto* h = static_cast<handle_ctx*>(ctx);
   auto gen = h->generation;
@@ -721,7 +727,7 @@ void post_error(dispatcher& d, unique_function<void(result<T>)> h, error e) {
   d.post([h = std::move(h), e = std::move(e)]() mutable { h(result<T>(std::move(e))); });
 }
 
-inline result<void> check_payload(std::string_view data, const char* op, std::string_view path) {
+ZKRECIPES_DECL result<void> check_payload(std::string_view data, const char* op, std::string_view path) {
   if (data.size() > std::size_t(ZKRECIPES_MAX_PAYLOAD))
     return make_error(errc::payload_too_large, op,
                       std::string(path) + " (" + std::to_string(data.size()) + " bytes, limit " +
@@ -729,7 +735,7 @@ inline result<void> check_payload(std::string_view data, const char* op, std::st
   return outcome::success();
 }
 
-inline result<void> check_create(std::string_view path, std::string_view data,
+ZKRECIPES_DECL result<void> check_create(std::string_view path, std::string_view data,
                                  const create_options& o, const char* op) {
   BOOST_OUTCOME_TRYV(validate_path(path, op));
   if (path == "/") return make_error(errc::invalid_path, op, "/ (the root always exists)");
@@ -747,22 +753,7 @@ inline result<void> check_create(std::string_view path, std::string_view data,
 } // namespace detail
 
 namespace detail {
-/// For library internals that continue an operation across callbacks: a
-/// handle to the same session that stays valid if the user's session object
-/// is moved, and does not close the session when dropped.
-struct session_access {
-  /// Keeps the handle's interceptor chain: a recipe's later operations are seen too.
-  static std::shared_ptr<session> borrow(const session& s) {
-    return std::shared_ptr<session>(new session(s.core_, true, s.chain_));
-  }
-  /// Without the chain: the inner steps of one intercepted operation
-  /// (ensure_path, remove_recursive) are not seen a second time.
-  static std::shared_ptr<session> borrow_plain(const session& s) {
-    return std::shared_ptr<session>(new session(s.core_, true));
-  }
-};
-
-inline std::uint64_t next_operation_id() noexcept {
+ZKRECIPES_DECL std::uint64_t next_operation_id() noexcept {
   static std::atomic<std::uint64_t> n{0};
   return n.fetch_add(1, std::memory_order_relaxed) + 1;
 }
@@ -805,7 +796,7 @@ unique_function<void(result<T>)> tap(std::shared_ptr<const interceptor_chain> ch
 }
 
 /// Wraps a task so that it runs with the trace id current now (none: as is).
-inline unique_function<void()> carry_trace(unique_function<void()> task) {
+ZKRECIPES_DECL unique_function<void()> carry_trace(unique_function<void()> task) {
   auto id = current_trace_id();
   if (!id) return task;
   return [id = std::move(id), task = std::move(task)]() mutable {
@@ -817,7 +808,7 @@ inline unique_function<void()> carry_trace(unique_function<void()> task) {
 
 // ---- session: public members ------------------------------------------------
 
-inline void set_client_log(log_level level, std::function<void(std::string_view)> sink) {
+ZKRECIPES_DECL void set_client_log(log_level level, std::function<void(std::string_view)> sink) {
   auto& c = detail::log_config::get();
   {
     std::lock_guard lk(c.m);
@@ -827,7 +818,7 @@ inline void set_client_log(log_level level, std::function<void(std::string_view)
   detail::apply_log_level();
 }
 
-inline result<session> session::open(session_options options) {
+ZKRECIPES_DECL result<session> session::open(session_options options) {
   if (options.connect_string.empty())
     return make_error(errc::invalid_argument, "open", "(empty connect string)");
   if (options.session_timeout.count() <= 0)
@@ -840,13 +831,13 @@ inline result<session> session::open(session_options options) {
   return session(std::move(core));
 }
 
-inline result<session> session::connect(session_options options, std::chrono::milliseconds timeout) {
+ZKRECIPES_DECL result<session> session::connect(session_options options, std::chrono::milliseconds timeout) {
   BOOST_OUTCOME_TRY(s, open(std::move(options)));
   BOOST_OUTCOME_TRYV(s.wait_connected(timeout));
   return std::move(s);
 }
 
-inline void session::release() noexcept {
+ZKRECIPES_DECL void session::release() noexcept {
   if (!core_ || borrowed_) return;
   core_->shutdown();
   // Deliver what close() failed (and fire pending timers, so retries see
@@ -856,11 +847,11 @@ inline void session::release() noexcept {
   core_->disp.stop();
 }
 
-inline session::session(session&& other) noexcept
+ZKRECIPES_DECL session::session(session&& other) noexcept
     : core_(std::move(other.core_)), borrowed_(std::exchange(other.borrowed_, false)),
       chain_(std::move(other.chain_)) {}
 
-inline session& session::operator=(session&& other) noexcept {
+ZKRECIPES_DECL session& session::operator=(session&& other) noexcept {
   if (this != &other) {
     release();
     core_ = std::move(other.core_);
@@ -870,14 +861,14 @@ inline session& session::operator=(session&& other) noexcept {
   return *this;
 }
 
-inline session session::intercepted(std::shared_ptr<const interceptor_chain> chain) const {
+ZKRECIPES_DECL session session::intercepted(std::shared_ptr<const interceptor_chain> chain) const {
   if (chain && chain->empty()) chain.reset(); // no interceptors: no cost at all
   return session(core_, true, std::move(chain));
 }
 
-inline session::~session() { release(); }
+ZKRECIPES_DECL session::~session() { release(); }
 
-inline result<void> session::wait_connected(std::chrono::milliseconds timeout) const {
+ZKRECIPES_DECL result<void> session::wait_connected(std::chrono::milliseconds timeout) const {
   if (core_->disp.running_in_this_thread())
     return make_error(errc::would_deadlock, "wait_connected", core_->opts.connect_string);
   std::unique_lock lk(core_->smx);
@@ -894,31 +885,31 @@ inline result<void> session::wait_connected(std::chrono::milliseconds timeout) c
   return outcome::success();
 }
 
-inline session_state session::state() const {
+ZKRECIPES_DECL session_state session::state() const {
   std::lock_guard lk(core_->smx);
   return core_->st;
 }
 
-inline bool session::connected() const {
+ZKRECIPES_DECL bool session::connected() const {
   auto s = state();
   return s == session_state::connected || s == session_state::reconnected;
 }
 
-inline std::int64_t session::session_id() const { return core_->session_id_now(); }
+ZKRECIPES_DECL std::int64_t session::session_id() const { return core_->session_id_now(); }
 
-inline client_id session::id() const {
+ZKRECIPES_DECL client_id session::id() const {
   std::lock_guard lk(core_->smx);
   return core_->cid;
 }
 
-inline std::chrono::milliseconds session::negotiated_timeout() const {
+ZKRECIPES_DECL std::chrono::milliseconds session::negotiated_timeout() const {
   std::lock_guard lk(core_->smx);
   return core_->negotiated;
 }
 
-inline const session_options& session::options() const { return core_->opts; }
+ZKRECIPES_DECL const session_options& session::options() const { return core_->opts; }
 
-inline listener_id session::add_listener(std::function<void(const session_event&)> listener) {
+ZKRECIPES_DECL listener_id session::add_listener(std::function<void(const session_event&)> listener) {
   std::lock_guard lk(core_->lmx);
   auto id = ++core_->next_listener;
   core_->listeners.push_back(
@@ -927,7 +918,7 @@ inline listener_id session::add_listener(std::function<void(const session_event&
   return id;
 }
 
-inline void session::remove_listener(listener_id id) {
+ZKRECIPES_DECL void session::remove_listener(listener_id id) {
   // Off the dispatcher, wait for a running emit to finish: after this
   // returns the listener is never called again, so its captures may die.
   std::unique_lock<std::mutex> elk;
@@ -940,26 +931,26 @@ inline void session::remove_listener(listener_id id) {
   });
 }
 
-inline result<void> session::close() {
+ZKRECIPES_DECL result<void> session::close() {
   if (core_->closed.load()) return make_error(errc::closed, "close", core_->opts.connect_string);
   core_->shutdown();
   return outcome::success();
 }
 
-inline void session::post(detail::unique_function<void()> task) {
+ZKRECIPES_DECL void session::post(detail::unique_function<void()> task) {
   if (chain_) task = detail::carry_trace(std::move(task));
   core_->disp.post(std::move(task));
 }
 
-inline std::uint64_t session::post_after(std::chrono::milliseconds delay,
+ZKRECIPES_DECL std::uint64_t session::post_after(std::chrono::milliseconds delay,
                                          detail::unique_function<void()> task) {
   if (chain_) task = detail::carry_trace(std::move(task));
   return core_->disp.post_after(delay, std::move(task));
 }
 
-inline bool session::cancel_timer(std::uint64_t id) { return core_->disp.cancel(id); }
+ZKRECIPES_DECL bool session::cancel_timer(std::uint64_t id) { return core_->disp.cancel(id); }
 
-inline bool session::on_dispatcher_thread() const { return core_->disp.running_in_this_thread(); }
+ZKRECIPES_DECL bool session::on_dispatcher_thread() const { return core_->disp.running_in_this_thread(); }
 
 template <class T, class Start>
 result<T> session::blocking(const char* op, std::string_view path, Start&& start) {
@@ -976,7 +967,7 @@ result<T> session::blocking(const char* op, std::string_view path, Start&& start
 
 // ---- operations -------------------------------------------------------------
 
-inline void session::do_create(std::string_view path, std::string_view data, create_options opts,
+ZKRECIPES_DECL void session::do_create(std::string_view path, std::string_view data, create_options opts,
                                detail::unique_function<void(result<created_node>)> h) {
   if (chain_)
     h = detail::tap<created_node>(chain_, "create", path, data.size(), false, core_->session_id_now(), std::move(h),
@@ -999,7 +990,7 @@ inline void session::do_create(std::string_view path, std::string_view data, cre
   });
 }
 
-inline result<created_node> session::create(std::string_view path, std::string_view data,
+ZKRECIPES_DECL result<created_node> session::create(std::string_view path, std::string_view data,
                                             create_options opts) {
   return blocking<created_node>("create", path, [&](auto done) {
     do_create(path, data, std::move(opts), std::move(done));
@@ -1008,7 +999,7 @@ inline result<created_node> session::create(std::string_view path, std::string_v
 
 namespace detail {
 /// A watcher shared by the attempts of a retried read (null when none).
-inline std::shared_ptr<watch_slot> make_slot(watcher w, dispatcher& d) {
+ZKRECIPES_DECL std::shared_ptr<watch_slot> make_slot(watcher w, dispatcher& d) {
   if (!w) return nullptr;
   auto s = std::make_shared<watch_slot>();
   s->fn = std::move(w);
@@ -1055,7 +1046,7 @@ void session::do_read(const char* name, std::string_view path, watcher w,
       detail::finish_read<T>(slot, std::move(h)));
 }
 
-inline void session::do_get(std::string_view path, watcher w,
+ZKRECIPES_DECL void session::do_get(std::string_view path, watcher w,
                             detail::unique_function<void(result<node>)> h) {
   if (chain_)
     h = detail::tap<node>(chain_, "get", path, std::nullopt, bool(w), core_->session_id_now(), std::move(h),
@@ -1067,11 +1058,11 @@ inline void session::do_get(std::string_view path, watcher w,
                           });
 }
 
-inline result<node> session::get(std::string_view path, watcher w) {
+ZKRECIPES_DECL result<node> session::get(std::string_view path, watcher w) {
   return blocking<node>("get", path, [&](auto done) { do_get(path, std::move(w), std::move(done)); });
 }
 
-inline void session::do_set(std::string_view path, std::string_view data, std::int32_t version,
+ZKRECIPES_DECL void session::do_set(std::string_view path, std::string_view data, std::int32_t version,
                             detail::unique_function<void(result<zkrecipes::stat>)> h) {
   if (chain_)
     h = detail::tap<zkrecipes::stat>(chain_, "set", path, data.size(), false, core_->session_id_now(), std::move(h),
@@ -1090,13 +1081,13 @@ inline void session::do_set(std::string_view path, std::string_view data, std::i
   });
 }
 
-inline result<zkrecipes::stat> session::set(std::string_view path, std::string_view data,
+ZKRECIPES_DECL result<zkrecipes::stat> session::set(std::string_view path, std::string_view data,
                                             std::int32_t version) {
   return blocking<zkrecipes::stat>("set", path,
                                    [&](auto done) { do_set(path, data, version, std::move(done)); });
 }
 
-inline void session::do_remove(std::string_view path, std::int32_t version,
+ZKRECIPES_DECL void session::do_remove(std::string_view path, std::int32_t version,
                                detail::unique_function<void(result<void>)> h) {
   if (chain_)
     h = detail::tap<void>(chain_, "remove", path, std::nullopt, false, core_->session_id_now(), std::move(h),
@@ -1129,11 +1120,11 @@ inline void session::do_remove(std::string_view path, std::int32_t version,
       std::move(h));
 }
 
-inline result<void> session::remove(std::string_view path, std::int32_t version) {
+ZKRECIPES_DECL result<void> session::remove(std::string_view path, std::int32_t version) {
   return blocking<void>("remove", path, [&](auto done) { do_remove(path, version, std::move(done)); });
 }
 
-inline void session::do_exists(std::string_view path, watcher w,
+ZKRECIPES_DECL void session::do_exists(std::string_view path, watcher w,
                                detail::unique_function<void(result<std::optional<zkrecipes::stat>>)> h) {
   if (chain_)
     h = detail::tap<std::optional<zkrecipes::stat>>(
@@ -1148,12 +1139,12 @@ inline void session::do_exists(std::string_view path, watcher w,
                              });
 }
 
-inline result<std::optional<zkrecipes::stat>> session::exists(std::string_view path, watcher w) {
+ZKRECIPES_DECL result<std::optional<zkrecipes::stat>> session::exists(std::string_view path, watcher w) {
   return blocking<std::optional<zkrecipes::stat>>(
       "exists", path, [&](auto done) { do_exists(path, std::move(w), std::move(done)); });
 }
 
-inline void session::do_children(std::string_view path, watcher w,
+ZKRECIPES_DECL void session::do_children(std::string_view path, watcher w,
                                  detail::unique_function<void(result<children_list>)> h) {
   if (chain_)
     h = detail::tap<children_list>(chain_, "children", path, std::nullopt, bool(w), core_->session_id_now(),
@@ -1167,12 +1158,12 @@ inline void session::do_children(std::string_view path, watcher w,
                                });
 }
 
-inline result<children_list> session::children(std::string_view path, watcher w) {
+ZKRECIPES_DECL result<children_list> session::children(std::string_view path, watcher w) {
   return blocking<children_list>("children", path,
                                  [&](auto done) { do_children(path, std::move(w), std::move(done)); });
 }
 
-inline void session::do_multi(const multi_op& ops,
+ZKRECIPES_DECL void session::do_multi(const multi_op& ops,
                               detail::unique_function<void(result<std::vector<op_result>>)> h) {
   using T = std::vector<op_result>;
   if (chain_) {
@@ -1252,13 +1243,13 @@ inline void session::do_multi(const multi_op& ops,
   });
 }
 
-inline result<std::vector<op_result>> session::multi(const multi_op& ops) {
+ZKRECIPES_DECL result<std::vector<op_result>> session::multi(const multi_op& ops) {
   return blocking<std::vector<op_result>>(
       "multi", ops.empty() ? std::string_view() : std::string_view(ops.entries().front().path),
       [&](auto done) { do_multi(ops, std::move(done)); });
 }
 
-inline void session::do_sync(std::string_view path, detail::unique_function<void(result<void>)> h) {
+ZKRECIPES_DECL void session::do_sync(std::string_view path, detail::unique_function<void(result<void>)> h) {
   if (chain_)
     h = detail::tap<void>(chain_, "sync", path, std::nullopt, false, core_->session_id_now(), std::move(h),
                           detail::no_zxid{});
@@ -1281,11 +1272,11 @@ inline void session::do_sync(std::string_view path, detail::unique_function<void
       std::move(h));
 }
 
-inline result<void> session::sync(std::string_view path) {
+ZKRECIPES_DECL result<void> session::sync(std::string_view path) {
   return blocking<void>("sync", path, [&](auto done) { do_sync(path, std::move(done)); });
 }
 
-inline void session::do_add_auth(std::string_view scheme, std::string_view credential,
+ZKRECIPES_DECL void session::do_add_auth(std::string_view scheme, std::string_view credential,
                                  detail::unique_function<void(result<void>)> h) {
   if (chain_) // the credential is never shown, nor its size
     h = detail::tap<void>(chain_, "add_auth", std::nullopt, std::nullopt, false, core_->session_id_now(),
@@ -1308,12 +1299,12 @@ inline void session::do_add_auth(std::string_view scheme, std::string_view crede
   });
 }
 
-inline result<void> session::add_auth(std::string_view scheme, std::string_view credential) {
+ZKRECIPES_DECL result<void> session::add_auth(std::string_view scheme, std::string_view credential) {
   return blocking<void>("add_auth", scheme,
                         [&](auto done) { do_add_auth(scheme, credential, std::move(done)); });
 }
 
-inline void session::do_ensure_path(std::string_view path, create_mode mode, std::optional<acl_list> acl,
+ZKRECIPES_DECL void session::do_ensure_path(std::string_view path, create_mode mode, std::optional<acl_list> acl,
                                     detail::unique_function<void(result<void>)> h) {
   if (chain_)
     h = detail::tap<void>(chain_, "ensure_path", path, std::nullopt, false, core_->session_id_now(), std::move(h),
@@ -1376,7 +1367,7 @@ inline void session::do_ensure_path(std::string_view path, create_mode mode, std
       std::move(final));
 }
 
-inline result<void> session::ensure_path(std::string_view path, create_mode mode, std::optional<acl_list> acl) {
+ZKRECIPES_DECL result<void> session::ensure_path(std::string_view path, create_mode mode, std::optional<acl_list> acl) {
   return blocking<void>("ensure_path", path,
                         [&](auto done) { do_ensure_path(path, mode, std::move(acl), std::move(done)); });
 }
@@ -1423,7 +1414,7 @@ struct remove_tree {
 };
 } // namespace detail
 
-inline void session::do_remove_recursive(std::string_view path,
+ZKRECIPES_DECL void session::do_remove_recursive(std::string_view path,
                                          detail::unique_function<void(result<void>)> h) {
   if (chain_)
     h = detail::tap<void>(chain_, "remove_recursive", path, std::nullopt, false, core_->session_id_now(),
@@ -1438,7 +1429,7 @@ inline void session::do_remove_recursive(std::string_view path,
                           std::move(h));
 }
 
-inline result<void> session::remove_recursive(std::string_view path) {
+ZKRECIPES_DECL result<void> session::remove_recursive(std::string_view path) {
   return blocking<void>("remove_recursive", path,
                         [&](auto done) { do_remove_recursive(path, std::move(done)); });
 }
