@@ -2,6 +2,7 @@
 // unique roots, bounded waits.
 #pragma once
 
+#include <zkrecipes/detail/zk_api.hpp> // lost_replies: the completion seam
 #include <zkrecipes/testing/server.hpp>
 #include <zkrecipes/zkrecipes.hpp>
 
